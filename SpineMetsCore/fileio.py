@@ -1,0 +1,74 @@
+"""Atomic file output: nothing is ever left half-written.
+
+Writers produce a sibling temporary file and rename it over the target only
+after the write succeeded, so an interrupted batch never leaves a truncated
+NRRD that a later run would mistake for a finished case.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def compound_suffix(path: str | os.PathLike[str]) -> str:
+    """Return the lower-case extension including double ones (``.nii.gz``, ``.seg.nrrd``)."""
+    name = Path(path).name.lower()
+    for ext in (".seg.nrrd", ".nii.gz", ".seg.nhdr"):
+        if name.endswith(ext):
+            return ext
+    return Path(name).suffix
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``target``; rename it onto ``target`` on success.
+
+    The temporary name keeps the target's (compound) extension because ITK and
+    MRML writers choose the format from it.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    suffix = compound_suffix(target)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".part{suffix}", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary directory that replaces ``target`` only when the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            backup = target.with_name(f".{target.name}.old")
+            if backup.exists():
+                shutil.rmtree(backup)
+            os.replace(target, backup)
+            os.replace(tmp, target)
+            shutil.rmtree(backup)
+        else:
+            os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def write_text_atomic(target: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``target`` atomically (UTF-8) and return the path."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(target)

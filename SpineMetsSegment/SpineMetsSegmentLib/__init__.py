@@ -1,0 +1,16 @@
+"""Qt-free logic of the SpineMetsSegment module (usable from plain Python and Slicer).
+
+Imported lazily so light submodules do not load MRML.
+"""
+
+from typing import Any
+
+__all__ = ["LoadedCase", "SpineMetsSegmentLogic"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from . import logic
+
+        return getattr(logic, name)
+    raise AttributeError(name)

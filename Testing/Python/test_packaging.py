@@ -1,0 +1,122 @@
+"""Extension packaging: metadata agree across CMake/.s4ext/index JSON, pins, .ui bindings, packages."""
+
+import ast
+import json
+import re
+import tomllib
+import unittest
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+MODULES = ("SpineMetsSegment", "SpineMetsClassifier")
+
+
+def cmake_set(name: str) -> str:
+    text = (REPO / "CMakeLists.txt").read_text()
+    match = re.search(rf'set\({name} "([^"]*)"\)', text)
+    if not match:
+        raise AssertionError(f"{name} not set in CMakeLists.txt")
+    return match.group(1)
+
+
+def s4ext() -> dict[str, str]:
+    entries = {}
+    for line in (REPO / "SpineMetsExtension.s4ext").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition(" ")
+            entries[key] = value.strip()
+    return entries
+
+
+class PackagingTest(unittest.TestCase):
+    def test_dependencies_and_category_agree(self):
+        depends = cmake_set("EXTENSION_DEPENDS").split()
+        index = json.loads((REPO / "SpineMetsExtension.json").read_text())
+        self.assertEqual(
+            index["$schema"],
+            "https://raw.githubusercontent.com/Slicer/Slicer/main/Schemas/slicer-extension-catalog-entry-schema-v1.0.1.json#",
+        )
+        self.assertEqual(index["build_dependencies"], [] if depends == ["NA"] else depends)
+        self.assertEqual(s4ext()["depends"].split(), depends)
+        self.assertEqual(index["category"], cmake_set("EXTENSION_CATEGORY"))
+        self.assertEqual(s4ext()["category"], index["category"])
+        self.assertTrue(index["scm_url"].startswith("https://"))
+        self.assertEqual(s4ext()["homepage"], cmake_set("EXTENSION_HOMEPAGE"))
+
+    def test_layout_matches_slicer_template(self):
+        for module in MODULES:
+            for rel in (f"{module}.py", f"{module}Lib/__init__.py", f"Resources/UI/{module}.ui",
+                        f"Resources/Icons/{module}.png", "Resources/requirements.txt", "CMakeLists.txt",
+                        "Testing/CMakeLists.txt", "Testing/Python/CMakeLists.txt"):
+                self.assertTrue((REPO / module / rel).is_file(), f"{module}/{rel} missing")
+            cmake = (REPO / module / "CMakeLists.txt").read_text()
+            self.assertIn("slicerMacroBuildScriptedModule(", cmake)
+            self.assertIn("WITH_GENERIC_TESTS", cmake)
+            self.assertIn("slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)", cmake)
+        top = (REPO / "CMakeLists.txt").read_text()
+        for needle in ("find_package(Slicer", "include(${Slicer_USE_FILE})", "Slicer_EXTENSION_GENERATE_CONFIG",
+                       "Slicer_EXTENSION_CPACK", "EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS",
+                       "EXTENSION_CONTRIBUTORS", "EXTENSION_DESCRIPTION"):
+            self.assertIn(needle, top)
+        self.assertIn("Apache License", (REPO / "LICENSE").read_text()[:200])
+        self.assertIn("make test", (REPO / ".ci" / "run").read_text())
+
+    def test_module_scripts_follow_template(self):
+        for module in MODULES:
+            tree = ast.parse((REPO / module / f"{module}.py").read_text())
+            classes = {node.name for node in tree.body if isinstance(node, ast.ClassDef)}
+            for suffix in ("", "Widget", "Logic", "Test", "ParameterNode"):
+                self.assertIn(module + suffix, classes, f"{module}.py lacks class {module}{suffix}")
+            qt_imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+            names = {a.name for n in qt_imports for a in n.names} | {getattr(n, "module", None) for n in qt_imports}
+            self.assertNotIn("SpineMetsCore.runtime", names, "the widget must not build a runtime itself")
+            lib = REPO / module / f"{module}Lib"
+            for py in lib.rglob("*.py"):
+                text = py.read_text()
+                self.assertNotRegex(text, r"^\s*(import qt|import ctk|from qt |import PythonQt)", f"Qt import in {py}")
+
+    def test_ui_bindings_match_parameter_node(self):
+        for module in MODULES:
+            tree = ast.parse((REPO / module / f"{module}.py").read_text())
+            param_class = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == f"{module}ParameterNode")
+            fields = {n.target.id for n in param_class.body if isinstance(n, ast.AnnAssign)}
+            ui = ET.parse(REPO / module / "Resources" / "UI" / f"{module}.ui")
+            bound = {
+                prop.find("string").text
+                for prop in ui.iter("property")
+                if prop.get("name") == "SlicerParameterName"
+            }
+            self.assertTrue(bound, f"{module}.ui binds no parameter")
+            self.assertLessEqual(bound, fields, f"{module}.ui binds unknown parameters {bound - fields}")
+
+    def test_pins(self):
+        reqs = (REPO / "requirements.txt").read_text()
+        self.assertRegex(reqs, r"(?m)^torch==2\.13\.0$")
+        self.assertRegex(reqs, r"(?m)^slicer-core==5\.13\.31053\.0$")
+        self.assertRegex(reqs, r"(?m)^vtk==9\.6\.2$")
+        for line in reqs.splitlines():
+            if line and not line.startswith("#"):
+                self.assertIn("==", line, f"unpinned requirement {line!r}")
+        pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+        torch_specs = [d for deps in pyproject["project"]["optional-dependencies"].values() for d in deps if d.startswith("torch")]
+        self.assertEqual(torch_specs, ["torch==2.13.0"])
+        for module in MODULES:
+            text = (REPO / module / "Resources" / "requirements.txt").read_text()
+            for owned in ("numpy", "SimpleITK", "vtk", "torch"):
+                self.assertNotRegex(text, rf"(?mi)^{owned}\b", f"{module} must not reinstall Slicer's {owned}")
+
+    def test_every_package_is_listed_in_pyproject(self):
+        pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+        listed = set(pyproject["tool"]["setuptools"]["packages"])
+        dirs = pyproject["tool"]["setuptools"]["package-dir"]
+        found = set()
+        for top, rel in dirs.items():
+            for init in (REPO / rel).rglob("__init__.py"):
+                parts = init.parent.relative_to(REPO / rel).parts
+                found.add(".".join((top, *parts)))
+        self.assertEqual(found - listed, set(), "packages missing from pyproject [tool.setuptools] packages")
+
+
+if __name__ == "__main__":
+    unittest.main()
