@@ -26,6 +26,7 @@ PLUGIN_MODULES: tuple[str, ...] = (
     "SpineMetsSegmentLib.unet_cli",
     "SpineMetsClassifierLib.cli",
     "SpineMetsClassifierLib.stats_cli",
+    "SpineMetsClassifierLib.model_cli",
 )
 
 
@@ -96,8 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the end-to-end demo on a synthetic phantom")
     p.add_argument("--out", default="demo_output", help="output folder (default demo_output)")
-    p.add_argument("--cases", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cases", type=int, default=3, help="phantom cases to generate (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="phantom seed (default 0)")
     p.set_defaults(func=_cmd_demo)
 
     for module_name in PLUGIN_MODULES:

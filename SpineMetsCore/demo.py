@@ -24,7 +24,7 @@ from .volumes import Geometry
 logger = logging.getLogger(__name__)
 
 
-def run_demo(out_dir: str | os.PathLike[str], cases: int = 2, seed: int = 0) -> dict[str, Any]:
+def run_demo(out_dir: str | os.PathLike[str], cases: int = 3, seed: int = 0) -> dict[str, Any]:
     """Run the demo pipeline and return (and write) its summary."""
     from SpineMetsSegmentLib import SpineMetsSegmentLogic
 
@@ -34,7 +34,8 @@ def run_demo(out_dir: str | os.PathLike[str], cases: int = 2, seed: int = 0) -> 
     out = Path(out_dir)
     manifest_path = write_cohort(out / "cohort", n_cases=cases, seed=seed)
     rows = read_manifest(manifest_path, required_sequences=("T1", "T2", "STIR", "T1CE"), require_mask=True)
-    row = rows[0]
+    # Show a case with lesions when the cohort has one (the phantom draws 0..3 per case).
+    row = next((r for r in rows if sitk.GetArrayViewFromImage(sitk.ReadImage(str(r.mask))).any()), rows[0])
     logic = SpineMetsSegmentLogic()
     case = logic.loadCase(row)
     reference = case.volumes["T1"]

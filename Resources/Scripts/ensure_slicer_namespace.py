@@ -20,8 +20,8 @@ installs last owns ``__init__.py``. This script
 from __future__ import annotations
 
 import argparse
-import hashlib
 import base64
+import hashlib
 import subprocess
 import sys
 from importlib import metadata

@@ -5,7 +5,7 @@ import unittest
 import numpy as np
 import SimpleITK as sitk
 
-from SpineMetsCore.testing import assert_same_physical_values, oblique_direction, random_image
+from SpineMetsCore.testing import oblique_direction, random_image
 
 
 class VolumeBridgeTest(unittest.TestCase):

@@ -3,10 +3,11 @@
 import ast
 import json
 import re
-import tomllib
 import unittest
 import xml.etree.ElementTree as ET
 from pathlib import Path
+
+import tomllib
 
 REPO = Path(__file__).resolve().parents[2]
 MODULES = ("SpineMetsSegment", "SpineMetsClassifier")
