@@ -7,18 +7,88 @@ Only the Widget here touches Qt. All computation lives in the Qt-free
 
 import logging
 import os
+import queue
+import tempfile
+import threading
+from pathlib import Path
+from typing import Annotated
 
-import vtk
-
+import qt
 import slicer
-from slicer import vtkMRMLLabelMapVolumeNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+import vtk
+from slicer import (
+    vtkMRMLLabelMapVolumeNode,
+    vtkMRMLMarkupsFiducialNode,
+    vtkMRMLMarkupsROINode,
+    vtkMRMLScalarVolumeNode,
+    vtkMRMLSegmentationNode,
+)
 from slicer.i18n import tr as _
 from slicer.i18n import translate
-from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import *
 from slicer.util import VTKObservationMixin
-
 from SpineMetsSegmentLib.logic import SpineMetsSegmentLogic as _LibLogic
+
+METHOD_REGION_GROWING = "Region growing"
+METHOD_UNET = "U-Net"
+METHOD_IMPORT = "Import labelmap"
+SEQUENCE_PARAMETERS = (("T1", "t1Volume"), ("T2", "t2Volume"), ("STIR", "stirVolume"), ("T1CE", "t1ceVolume"))
+
+HELP_TEXT = """
+Lesion segmentation on spinal MRI into named segments of a segmentation node
+(other segments are never touched; a segment of the same name is replaced only
+when asked). Everything is also available headless: <code>spinemets segment</code>,
+<code>spinemets seg-metrics</code> and the module Logic in
+<code>Slicer --no-main-window --python-script</code> or plain Python.
+<h3>Region growing (competitive, multi-sequence)</h3>
+<ol>
+<li>All chosen sequences are resampled onto the T1 grid by physical position and
+cropped to the ROI (without an ROI: a box 30 mm around the seeds). The result
+never leaves the ROI.</li>
+<li>Each sequence is scaled by its robust range inside the ROI and smoothed with
+edge-preserving gradient anisotropic diffusion.</li>
+<li>Lesion statistics (median, robust spread) come from the voxels within the seed
+radius of the seeds; background tissue classes (k-means) from the ROI border.</li>
+<li>A lesion probability compares the lesion with every background class, with
+spreads pooled per pair, so borders fall half-way between lesion and neighbour
+signal and a sequence where the lesion is iso-intense does not vote.</li>
+<li>GrowCut-like competition: a lesion front from the seeds and a background front
+from the ROI border advance together (fast marching, each fast where its class is
+likely); every voxel goes to the front that reaches it first. Thin bridges to
+similar tissue are reached by the background first, so the lesion does not leak.</li>
+<li>Heterogeneity: when the grown region is surrounded by tissue that no background
+class explains and that is not a blend of known tissues (a seed inside a necrotic or
+sclerotic focus), that tissue becomes a further lesion class and growing repeats.</li>
+<li>Clean-up: optional opening, keep components touching a seed, closing, hole
+filling (3-D and per slice), maximum radius from the seeds.</li>
+</ol>
+<h4>Parameters (defaults)</h4>
+<ul>
+<li><b>smoothing_iterations</b> (5): anisotropic diffusion iterations, 0 = none.</li>
+<li><b>smoothing_conductance</b> (1.0): relative to the mean gradient; lower keeps more edges.</li>
+<li><b>seed_radius_mm</b> (3): neighbourhood of the seeds giving the lesion statistics.</li>
+<li><b>min_spread</b> (0.04): floor of a class spread, in units of the sequence's ROI 5-95 % range.</li>
+<li><b>background_border_mm</b> (2): thickness of the ROI border that is background.</li>
+<li><b>background_clusters</b> (6): tissue classes found on the border.</li>
+<li><b>max_distance</b> (10): cap on a sequence's z-distance so one sequence cannot veto a voxel.</li>
+<li><b>edge_weight</b> (0): extra slowing of both fronts on edges (0 = off).</li>
+<li><b>max_lesion_components</b> (3): growing rounds, each may add a lesion class.</li>
+<li><b>rim_mm</b> (3), <b>novelty_z</b> (2.5), <b>novel_rim_fraction</b> (0.5): rim inspected for
+unexplained tissue, the z-distance beyond which tissue is unexplained, and the share of the
+rim that must be unexplained before a lesion class is added.</li>
+<li><b>max_radius_mm</b> (60): size limit from the seeds.</li>
+<li><b>opening_mm</b> (0), <b>closing_mm</b> (1.5): morphological clean-up radii.</li>
+<li><b>fill_holes</b> (on): fill enclosed foci.</li>
+<li><b>default_roi_margin_mm</b> (30): box around the seeds when no ROI is given.</li>
+<li><b>sequence_weights</b> (all 1): per-sequence weights; 0 ignores a sequence.</li>
+</ul>
+<h3>U-Net</h3>
+A model package (folder or .zip with model.json and weights.safetensors; the weights'
+SHA-256 is verified before use) runs in a background process with progress, Cancel
+and Force CPU; segments are named and coloured from the model card. Torch comes from
+the PyTorch extension. Models trained on synthetic data are not clinically valid.
+"""
 
 
 #
@@ -33,12 +103,7 @@ class SpineMetsSegment(ScriptedLoadableModule):
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation")]
         self.parent.dependencies = []
         self.parent.contributors = ["SpineMets developers"]
-        self.parent.helpText = _(
-            "Lesion segmentation on spinal MRI: import lesion labelmaps as named segments of a "
-            "segmentation node; seeded region growing and U-Net segmentation build on the same logic. "
-            "Everything here is also available headless through the 'spinemets' command. "
-            "Models trained on synthetic data are not clinically valid."
-        )
+        self.parent.helpText = _(HELP_TEXT)
         self.parent.acknowledgementText = _(
             "SpineMets reproduces published spinal MRI study methods on researchers' own cohorts. "
             "It ships a synthetic multi-sequence spine phantom instead of patient data."
@@ -56,8 +121,19 @@ class SpineMetsSegmentParameterNode:
     t2Volume: vtkMRMLScalarVolumeNode
     stirVolume: vtkMRMLScalarVolumeNode
     t1ceVolume: vtkMRMLScalarVolumeNode
+    method: Annotated[str, Choice([METHOD_REGION_GROWING, METHOD_UNET, METHOD_IMPORT])] = METHOD_REGION_GROWING
+    seedPoints: vtkMRMLMarkupsFiducialNode
+    roiNode: vtkMRMLMarkupsROINode
+    seedRadiusMm: Annotated[float, WithinRange(0.0, 20.0)] = 3.0
+    backgroundBorderMm: Annotated[float, WithinRange(0.5, 20.0)] = 2.0
+    maxRadiusMm: Annotated[float, WithinRange(5.0, 300.0)] = 60.0
+    smoothingIterations: Annotated[int, WithinRange(0, 50)] = 5
+    fillHoles: bool = True
+    modelPath: Path
+    forceCpu: bool = False
     lesionLabelmap: vtkMRMLLabelMapVolumeNode
     outputSegmentation: vtkMRMLSegmentationNode
+    segmentName: str = "Lesion"
     replaceExisting: bool = False
 
 
@@ -65,7 +141,7 @@ class SpineMetsSegmentParameterNode:
 # Widget
 #
 class SpineMetsSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """Binds parameters and calls the Logic; nothing else."""
+    """Binds parameters and calls the Logic; runs the U-Net in a child process."""
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
@@ -73,6 +149,7 @@ class SpineMetsSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
+        self._job = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -81,12 +158,18 @@ class SpineMetsSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = SpineMetsSegmentLogic()
+        self.ui.progressBar.hide()
+        self.ui.seedPlaceWidget.placeMultipleMarkups = slicer.qSlicerMarkupsPlaceWidget.ForcePlaceMultipleMarkups
+        self.ui.seedSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.ui.seedPlaceWidget.setCurrentNode)
+        self.ui.roiSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.ui.roiPlaceWidget.setCurrentNode)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
+        self.onCancelButton()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -96,7 +179,7 @@ class SpineMetsSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGui)
 
     def onSceneStartClose(self, caller, event) -> None:
         self.setParameterNode(None)
@@ -109,41 +192,179 @@ class SpineMetsSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.setParameterNode(self.logic.getParameterNode())
         if not self._parameterNode.t1Volume:
             first = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
-            if first:
+            if first and not first.IsA("vtkMRMLLabelMapVolumeNode"):
                 self._parameterNode.t1Volume = first
 
     def setParameterNode(self, inputParameterNode) -> None:
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGui)
         self._parameterNode = inputParameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-            self._checkCanApply()
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGui)
+            self._updateGui()
 
-    def _checkCanApply(self, caller=None, event=None) -> None:
+    def _updateGui(self, caller=None, event=None) -> None:
         p = self._parameterNode
-        ready = bool(p and p.t1Volume and p.lesionLabelmap)
-        self.ui.applyButton.enabled = ready
-        self.ui.applyButton.toolTip = _("Import the lesion labelmap as segments") if ready else _(
-            "Select a reference volume and a lesion labelmap"
-        )
+        if p is None:
+            return
+        method = p.method
+        self.ui.regionGrowingCollapsibleButton.visible = method == METHOD_REGION_GROWING
+        self.ui.advancedCollapsibleButton.visible = method == METHOD_REGION_GROWING
+        self.ui.unetCollapsibleButton.visible = method == METHOD_UNET
+        self.ui.importCollapsibleButton.visible = method == METHOD_IMPORT
+        if method == METHOD_REGION_GROWING:
+            ready = bool(p.t1Volume and p.seedPoints)
+            hint = _("Select a T1 volume and place at least one seed point")
+        elif method == METHOD_UNET:
+            ready = bool(p.t1Volume and p.modelPath and str(p.modelPath) not in ("", "."))
+            hint = _("Select the input volumes and a model package")
+        else:
+            ready = bool(p.t1Volume and p.lesionLabelmap)
+            hint = _("Select a reference volume and a lesion labelmap")
+        busy = self._job is not None
+        self.ui.applyButton.enabled = ready and not busy
+        self.ui.applyButton.toolTip = _("Segment") if ready else hint
+        self.ui.cancelButton.enabled = busy
+
+    def _volumes(self) -> dict:
+        p = self._parameterNode
+        return {seq: getattr(p, attr) for seq, attr in SEQUENCE_PARAMETERS if getattr(p, attr)}
+
+    def _showResults(self, results) -> None:
+        self._parameterNode.outputSegmentation = results[0].segmentation_node
+        self.ui.statusLabel.text = ", ".join(f"{r.segment_name}: {r.volume_ml:.2f} mL" for r in results)
 
     def onApplyButton(self) -> None:
-        with slicer.util.tryWithErrorDisplay(_("Failed to import the lesion labelmap."), waitCursor=True):
-            p = self._parameterNode
-            from SpineMetsCore.volumes import volume_to_sitk
+        p = self._parameterNode
+        if p.method == METHOD_UNET:
+            with slicer.util.tryWithErrorDisplay(_("Failed to start the U-Net segmentation."), waitCursor=True):
+                self._startUNet()
+            return
+        with slicer.util.tryWithErrorDisplay(_("Segmentation failed."), waitCursor=True):
+            if p.method == METHOD_REGION_GROWING:
+                from SpineMetsSegmentLib.region_growing import RegionGrowingParameters
 
-            seg, ids = self.logic.importLabelmapAsSegments(
-                volume_to_sitk(p.lesionLabelmap),
-                p.t1Volume,
-                segmentationNode=p.outputSegmentation,
-                replaceExisting=p.replaceExisting,
-            )
-            p.outputSegmentation = seg
-            volumes = self.logic.segmentVolumesMl(seg, p.t1Volume)
-            self.ui.statusLabel.text = ", ".join(f"{name}: {ml:.2f} mL" for name, ml in volumes.items())
+                params = RegionGrowingParameters(
+                    seed_radius_mm=p.seedRadiusMm,
+                    background_border_mm=p.backgroundBorderMm,
+                    max_radius_mm=p.maxRadiusMm,
+                    smoothing_iterations=p.smoothingIterations,
+                    fill_holes=p.fillHoles,
+                )
+                result = self.logic.segmentRegionGrowing(
+                    self._volumes(),
+                    p.seedPoints,
+                    p.roiNode,
+                    segmentationNode=p.outputSegmentation,
+                    segmentName=p.segmentName or "Lesion",
+                    replaceExisting=p.replaceExisting,
+                    parameters=params,
+                    referenceSequence="T1",
+                )
+                self._showResults([result])
+            else:
+                from SpineMetsCore.volumes import volume_to_sitk
+
+                seg, _ids = self.logic.importLabelmapAsSegments(
+                    volume_to_sitk(p.lesionLabelmap),
+                    p.t1Volume,
+                    segmentationNode=p.outputSegmentation,
+                    replaceExisting=p.replaceExisting,
+                )
+                p.outputSegmentation = seg
+                volumes = self.logic.segmentVolumesMl(seg, p.t1Volume)
+                self.ui.statusLabel.text = ", ".join(f"{name}: {ml:.2f} mL" for name, ml in volumes.items())
+
+    # --- U-Net in a child process -------------------------------------------------
+    def _startUNet(self) -> None:
+        from SpineMetsSegmentLib.background import child_environment, launch, unet_command
+
+        from SpineMetsCore.dataio import write_volume
+
+        if not self.logic.ensureUNetDependencies():
+            return
+        p = self._parameterNode
+        workdir = tempfile.TemporaryDirectory(prefix="SpineMetsUNet_")
+        images = {}
+        for seq, node in self._volumes().items():
+            images[seq] = write_volume(node, os.path.join(workdir.name, f"{seq}.nrrd"))
+        out = os.path.join(workdir.name, "result.seg.nrrd")
+        args = unet_command(images, p.modelPath, out, force_cpu=p.forceCpu)
+        logging.info("SpineMetsSegment: running %s", " ".join(args))
+        proc = launch(args, child_environment())
+        lines = queue.Queue()
+        reader = threading.Thread(target=self._readOutput, args=(proc, lines), daemon=True)
+        reader.start()
+        timer = qt.QTimer()
+        timer.setInterval(200)
+        timer.connect("timeout()", self._pollUNet)
+        self._job = {"proc": proc, "lines": lines, "timer": timer, "workdir": workdir, "out": out, "log": []}
+        self.ui.progressBar.value = 0
+        self.ui.progressBar.show()
+        self.ui.statusLabel.text = _("U-Net running...")
+        timer.start()
+        self._updateGui()
+
+    @staticmethod
+    def _readOutput(proc, lines) -> None:
+        for line in proc.stdout:
+            lines.put(line.rstrip())
+        lines.put(None)
+
+    def _pollUNet(self) -> None:
+        from SpineMetsSegmentLib.background import parse_progress
+
+        job = self._job
+        if job is None:
+            return
+        finished = False
+        while True:
+            try:
+                line = job["lines"].get_nowait()
+            except queue.Empty:
+                break
+            if line is None:
+                finished = True
+                break
+            job["log"].append(line)
+            percent = parse_progress(line)
+            if percent is not None:
+                self.ui.progressBar.value = percent
+        if not finished:
+            return
+        code = job["proc"].wait()
+        self._finishJob()
+        if code != 0:
+            tail = "\n".join(job["log"][-15:])
+            slicer.util.errorDisplay(_("U-Net segmentation failed."), detailedText=tail)
+            self.ui.statusLabel.text = _("U-Net segmentation failed (see details).")
+            job["workdir"].cleanup()
+            return
+        with slicer.util.tryWithErrorDisplay(_("Could not load the U-Net result."), waitCursor=True):
+            p = self._parameterNode
+            results = self.logic.importSegmentationFile(job["out"], p.t1Volume, p.outputSegmentation, p.replaceExisting)
+            self._showResults(results)
+        job["workdir"].cleanup()
+
+    def _finishJob(self) -> None:
+        job, self._job = self._job, None
+        if job is not None:
+            job["timer"].stop()
+        self.ui.progressBar.hide()
+        self._updateGui()
+
+    def onCancelButton(self) -> None:
+        job = self._job
+        if job is None:
+            return
+        from SpineMetsSegmentLib.background import terminate
+
+        terminate(job["proc"])
+        self._finishJob()
+        job["workdir"].cleanup()
+        self.ui.statusLabel.text = _("U-Net segmentation cancelled.")
 
 
 #
@@ -159,6 +380,24 @@ class SpineMetsSegmentLogic(ScriptedLoadableModuleLogic, _LibLogic):
     def getParameterNode(self):
         return SpineMetsSegmentParameterNode(super().getParameterNode())
 
+    def ensureUNetDependencies(self) -> bool:
+        """Install MONAI etc. (with consent) and torch through the PyTorch extension; False if declined."""
+        from SpineMetsCore.dependencies import ensure_requirements
+
+        try:
+            import PyTorchUtils
+        except ImportError:
+            slicer.util.errorDisplay(_("The U-Net needs the PyTorch extension: install 'PyTorch' from the Extensions Manager."))
+            return False
+        torchLogic = PyTorchUtils.PyTorchUtilsLogic()
+        if not torchLogic.torchInstalled():
+            torch = torchLogic.installTorch(askConfirmation=True, torchVersionRequirement=">=2.0")
+            if torch is None:
+                return False
+        module_dir = Path(__file__).resolve().parent
+        ensure_requirements(module_dir / "Resources" / "requirements.txt", requester="SpineMetsSegment")
+        return True
+
 
 #
 # Test
@@ -172,6 +411,8 @@ class SpineMetsSegmentTest(ScriptedLoadableModuleTest):
     def runTest(self):
         self.setUp()
         self.test_importPhantomLesions()
+        self.setUp()
+        self.test_regionGrowingWithMarkups()
 
     def test_importPhantomLesions(self):
         import tempfile
@@ -196,4 +437,33 @@ class SpineMetsSegmentTest(ScriptedLoadableModuleTest):
                 voxel_ml = float(np.prod(sitk.ReadImage(str(row.mask)).GetSpacing())) / 1000.0
                 self.assertAlmostEqual(sum(vols.values()), float((mask > 0).sum()) * voxel_ml, places=3)
         logging.info("SpineMetsSegment test passed")
+        self.delayDisplay("Test passed")
+
+    def test_regionGrowingWithMarkups(self):
+        import numpy as np
+        import SimpleITK as sitk
+        from SpineMetsSegmentLib.metrics import compute_metrics
+
+        from SpineMetsCore.phantom import generate_case
+        from SpineMetsCore.volumes import sitk_to_volume
+
+        self.delayDisplay("Region growing from a seed point list inside an ROI")
+        case = generate_case(7, case_id="slicerTest")
+        nodes = {name: sitk_to_volume(image, name=name) for name, image in case.images.items()}
+        lesion = case.lesions[0]
+        flip = np.array([-1.0, -1.0, 1.0])
+        seeds = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "Seeds")
+        seeds.AddControlPoint(*(np.asarray(lesion.seed_lps) * flip))
+        roi = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsROINode", "ROI")
+        lo = (np.asarray(lesion.bbox_min_lps) - 10.0) * flip
+        hi = (np.asarray(lesion.bbox_max_lps) + 10.0) * flip
+        roi.SetCenter(*((lo + hi) / 2))
+        roi.SetSize(*np.abs(hi - lo))
+        result = SpineMetsSegmentLogic().segmentRegionGrowing(nodes, seeds, roi, segmentName="Index lesion")
+        from SpineMetsCore.segmentations import segment_to_mask
+
+        truth = sitk.Cast(sitk.Equal(case.lesion_mask, lesion.label), sitk.sitkUInt8)
+        mask = segment_to_mask(result.segmentation_node, result.segment_id, nodes["T1"])
+        self.assertEqual(result.segment_name, "Index lesion")
+        self.assertGreater(compute_metrics(truth, mask).dice, 0.8)
         self.delayDisplay("Test passed")

@@ -5,7 +5,7 @@ Imported lazily so light submodules do not load MRML.
 
 from typing import Any
 
-__all__ = ["LoadedCase", "SpineMetsSegmentLogic"]
+__all__ = ["LoadedCase", "RegionGrowingParameters", "SegmentResult", "SpineMetsSegmentLogic"]
 
 
 def __getattr__(name: str) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,9 @@ from SpineMetsCore.errors import GeometryError, InputError
 from SpineMetsCore.manifest import CaseRow
 from SpineMetsCore.runtime import MRMLRuntime, get_runtime
 
+from .metrics import SegmentationMetrics, compute_metrics
+from .region_growing import RegionGrowingParameters, grow_region
+
 logger = logging.getLogger(__name__)
 
 LESION_COLORS: tuple[tuple[float, float, float], ...] = (
@@ -30,6 +33,19 @@ LESION_COLORS: tuple[tuple[float, float, float], ...] = (
     (0.95, 0.60, 0.10),
     (0.85, 0.30, 0.70),
 )
+
+
+@dataclass
+class SegmentResult:
+    """One segment written by a segmentation method."""
+
+    segmentation_node: Any
+    segment_id: str
+    segment_name: str
+    volume_ml: float
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.segment_name, "id": self.segment_id, "volume_ml": round(self.volume_ml, 6)}
 
 
 @dataclass
@@ -124,3 +140,266 @@ class SpineMetsSegmentLogic:
     def saveSegmentation(self, segmentationNode: Any, path: str | os.PathLike[str]) -> Path:
         """Write ``.seg.nrrd`` atomically."""
         return dataio.write_segmentation(segmentationNode, path)
+
+    # ------------------------------------------------------------------
+    # Segmentation methods
+    # ------------------------------------------------------------------
+    def segmentRegionGrowing(
+        self,
+        volumeNodes: Mapping[str, Any] | Sequence[Any] | Any,
+        seeds: Any,
+        roi: Any = None,
+        segmentationNode: Any | None = None,
+        segmentName: str = "Lesion",
+        replaceExisting: bool = False,
+        parameters: RegionGrowingParameters | Mapping[str, Any] | None = None,
+        referenceSequence: str | None = None,
+        color: tuple[float, float, float] = LESION_COLORS[0],
+    ) -> SegmentResult:
+        """Grow one lesion from seed(s) and store it as a named segment.
+
+        ``volumeNodes``: sequence name -> scalar volume node (or nodes, named by
+        their node names); other grids are resampled onto ``referenceSequence``
+        (default the first) by physical position. ``seeds``: RAS point(s) or a
+        markups fiducial node. ``roi``: None, a markups ROI node or RAS corners
+        ``(x0, y0, z0, x1, y1, z1)``. Every input is checked before the
+        segmentation node is touched, so a failing call leaves it as it was.
+        """
+        if isinstance(parameters, Mapping):
+            parameters = RegionGrowingParameters.from_dict(parameters)
+        nodes = self._namedVolumes(volumeNodes)
+        images = {name: volumes.volume_to_sitk(node) for name, node in nodes.items()}
+        result = grow_region(images, seeds, roi, parameters, referenceSequence)
+        reference_node = nodes[result.reference_sequence]
+        ids = self._addSegments(
+            result.mask, [segmentations.SegmentSpec(1, segmentName, tuple(color))], reference_node, segmentationNode, replaceExisting
+        )
+        node, sid = ids[1]
+        return SegmentResult(node, sid, segmentations.segment_names(node)[sid], result.volume_ml)
+
+    def segmentWithUNet(
+        self,
+        volumeNodes: Mapping[str, Any] | Sequence[Any],
+        model: Any,
+        segmentationNode: Any | None = None,
+        replaceExisting: bool = False,
+        forceCpu: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[SegmentResult]:
+        """Segment with a U-Net model package (folder/.zip path or a loaded ModelPackage).
+
+        The package's input sequences must all be among the given volumes (names
+        compared case-insensitively); sequences the model does not use are
+        ignored. One segment per model label, named and coloured from the card.
+        """
+        from .unet import load_model_package, segment_images
+
+        package = load_model_package(model) if isinstance(model, (str, os.PathLike)) else model
+        nodes = self._namedVolumes(volumeNodes)
+        chosen = match_sequences(package.input_sequences, list(nodes), f"model '{getattr(package, 'source', model)}'")
+        images = {seq: volumes.volume_to_sitk(nodes[given]) for seq, given in chosen.items()}
+        labelmap = segment_images(images, package, force_cpu=forceCpu, progress=progress)
+        specs = [
+            segmentations.SegmentSpec(int(label["value"]), str(label["name"]), _unit_color(label.get("color")))
+            for label in package.labels
+        ]
+        reference_node = nodes[chosen[package.input_sequences[0]]]
+        ids = self._addSegments(labelmap, specs, reference_node, segmentationNode, replaceExisting)
+        voxel_ml = float(np.prod(labelmap.GetSpacing())) / 1000.0
+        counts = np.bincount(sitk.GetArrayViewFromImage(labelmap).ravel().astype(np.int64), minlength=256)
+        results = []
+        for spec in specs:
+            node, sid = ids[spec.label]
+            name = segmentations.segment_names(node)[sid]
+            results.append(SegmentResult(node, sid, name, float(counts[spec.label]) * voxel_ml))
+        return results
+
+    def importSegmentationFile(
+        self,
+        path: str | os.PathLike[str],
+        referenceVolume: Any,
+        segmentationNode: Any | None = None,
+        replaceExisting: bool = False,
+    ) -> list[SegmentResult]:
+        """Copy every segment of a ``.seg.nrrd`` (e.g. written by a background U-Net run) into a node.
+
+        Names and colours are kept; existing segments are handled as by the
+        segmentation methods. The file's temporary node is removed again.
+        """
+        source = dataio.read_segmentation(path)
+        try:
+            ids = segmentations.segment_ids(source)
+            if not ids:
+                raise InputError(str(path), "contains no segments")
+            labelmap, names = segmentations.segmentation_to_labelmap(source, referenceVolume, ids)
+            seg = source.GetSegmentation()
+            specs = [
+                segmentations.SegmentSpec(value, names[value], tuple(seg.GetSegment(ids[value - 1]).GetColor()))
+                for value in names
+            ]
+        finally:
+            storage = source.GetStorageNode()
+            self.scene.RemoveNode(source)
+            if storage is not None:
+                self.scene.RemoveNode(storage)
+        added = self._addSegments(labelmap, specs, referenceVolume, segmentationNode, replaceExisting)
+        voxel_ml = float(np.prod(labelmap.GetSpacing())) / 1000.0
+        counts = np.bincount(sitk.GetArrayViewFromImage(labelmap).ravel().astype(np.int64), minlength=len(specs) + 1)
+        results = []
+        for spec in specs:
+            node, sid = added[spec.label]
+            results.append(SegmentResult(node, sid, segmentations.segment_names(node)[sid], float(counts[spec.label]) * voxel_ml))
+        return results
+
+    # ------------------------------------------------------------------
+    # Metrics
+    # ------------------------------------------------------------------
+    def segmentMask(self, node: Any, segment: str | None = None) -> sitk.Image:
+        """Binary mask of a segment (by name or ID; default: union of all segments) or a labelmap node."""
+        if node.IsA("vtkMRMLSegmentationNode"):
+            ids = segmentations.segment_ids(node)
+            if segment is not None:
+                sid = segment if segment in ids else segmentations.find_segment_id(node, segment)
+                if sid is None:
+                    names = list(segmentations.segment_names(node).values())
+                    raise InputError(f"segmentation '{node.GetName()}'", f"has no segment '{segment}' (segments: {names})")
+                ids = [sid]
+            if not ids:
+                raise InputError(f"segmentation '{node.GetName()}'", "has no segments")
+            image, _ = segmentations.segmentation_to_labelmap(node, None, ids)
+            return sitk.Cast(image > 0, sitk.sitkUInt8)
+        if node.IsA("vtkMRMLScalarVolumeNode"):
+            if segment is not None:
+                raise InputError(f"volume '{node.GetName()}'", "is a labelmap; it has no named segments")
+            return sitk.Cast(volumes.volume_to_sitk(node) != 0, sitk.sitkUInt8)
+        raise InputError(f"node '{node.GetName()}'", "is neither a segmentation nor a labelmap volume")
+
+    def computeSegmentMetrics(
+        self,
+        referenceNode: Any,
+        testNode: Any,
+        referenceSegment: str | None = None,
+        testSegment: str | None = None,
+    ) -> SegmentationMetrics:
+        """Dice, Jaccard, HD95, MSD and volume difference of two segments, on physical geometry."""
+        return compute_metrics(self.segmentMask(referenceNode, referenceSegment), self.segmentMask(testNode, testSegment))
+
+    def computeFileMetrics(
+        self,
+        reference: str | os.PathLike[str],
+        test: str | os.PathLike[str],
+        referenceSegment: str | None = None,
+        testSegment: str | None = None,
+    ) -> SegmentationMetrics:
+        """:meth:`computeSegmentMetrics` on two files (.seg.nrrd or labelmaps); adds no node to the scene."""
+        loaded = []
+        try:
+            for path in (reference, test):
+                loaded.append(dataio.read_segmentation(path))
+            return self.computeSegmentMetrics(loaded[0], loaded[1], referenceSegment, testSegment)
+        finally:
+            for node in loaded:
+                storage = node.GetStorageNode()
+                self.scene.RemoveNode(node)
+                if storage is not None:
+                    self.scene.RemoveNode(storage)
+
+    def runReaderStudy(
+        self,
+        cohort: str | os.PathLike[str],
+        outCsv: str | os.PathLike[str] | None = None,
+        summaryCsv: str | os.PathLike[str] | None = None,
+        createTables: bool = True,
+    ) -> Any:
+        """Reader study (with vs without model assistance): per-case metrics and paired tests.
+
+        Returns a :class:`~SpineMetsSegmentLib.reader_study.ReaderStudyResult`;
+        tables go to table nodes (``createTables``) and CSVs with provenance.
+        """
+        from . import reader_study
+
+        result = reader_study.run_reader_study(cohort, self.computeFileMetrics)
+        if createTables:
+            from SpineMetsCore.tables import dataframe_to_table_node
+
+            result.metrics_table = dataframe_to_table_node(result.per_case, "ReaderStudyMetrics", prov=result.provenance)
+            result.summary_table = dataframe_to_table_node(result.summary, "ReaderStudySummary", prov=result.provenance)
+        reader_study.write_results(result, outCsv, summaryCsv)
+        return result
+
+    # ------------------------------------------------------------------
+    # Helpers
+    # ------------------------------------------------------------------
+    def _namedVolumes(self, volumeNodes: Mapping[str, Any] | Sequence[Any] | Any) -> dict[str, Any]:
+        if isinstance(volumeNodes, Mapping):
+            nodes = {str(k): v for k, v in volumeNodes.items() if v is not None}
+        elif hasattr(volumeNodes, "IsA"):
+            nodes = {volumeNodes.GetName(): volumeNodes}
+        else:
+            nodes = {n.GetName(): n for n in volumeNodes if n is not None}
+        if not nodes:
+            raise InputError("sequences", "no volume given")
+        for name, node in nodes.items():
+            if not hasattr(node, "IsA") or not node.IsA("vtkMRMLScalarVolumeNode") or node.IsA("vtkMRMLLabelMapVolumeNode"):
+                raise InputError(f"sequence '{name}'", "is not a scalar volume node")
+        return nodes
+
+    def _addSegments(
+        self,
+        labelmap: sitk.Image,
+        specs: Sequence[segmentations.SegmentSpec],
+        referenceVolume: Any,
+        segmentationNode: Any | None,
+        replaceExisting: bool,
+    ) -> dict[int, tuple[Any, str]]:
+        """Add one segment per spec; replaced segments are removed only after the import worked."""
+        created = segmentationNode is None
+        node = segmentationNode or segmentations.new_segmentation_node("Lesions", referenceVolume)
+        if not created and node.GetNodeReference(node.GetReferenceImageGeometryReferenceRole()) is None and (
+            node.GetSegmentation().GetNumberOfSegments() == 0
+        ):
+            node.SetReferenceImageGeometryParameterFromVolumeNode(referenceVolume)
+        to_remove = []
+        staged = []
+        for spec in specs:
+            existing = segmentations.find_segment_id(node, spec.name)
+            if existing and replaceExisting:
+                to_remove.append((existing, spec.name))
+            staged.append(segmentations.SegmentSpec(spec.label, segmentations.unique_segment_name(node, spec.name), spec.color))
+        try:
+            node, ids = segmentations.labelmap_to_segmentation(sitk.Cast(labelmap, sitk.sitkUInt16), staged, seg_node=node)
+        except Exception:
+            if created:
+                self.scene.RemoveNode(node)
+            raise
+        seg = node.GetSegmentation()
+        for existing, name in to_remove:
+            seg.RemoveSegment(existing)
+            new_id = ids[next(s.label for s in specs if s.name == name)]
+            seg.GetSegment(new_id).SetName(name)
+        return {label: (node, sid) for label, sid in ids.items()}
+
+
+def match_sequences(required: Sequence[str], given: Sequence[str], what: str) -> dict[str, str]:
+    """Map each required sequence to a given one (exact, else case-insensitive); clear error otherwise."""
+    lookup = {g.lower(): g for g in given}
+    chosen: dict[str, str] = {}
+    for seq in required:
+        if seq in given:
+            chosen[seq] = seq
+        elif seq.lower() in lookup:
+            chosen[seq] = lookup[seq.lower()]
+    missing = [s for s in required if s not in chosen]
+    if missing:
+        raise InputError(what, f"expects input sequences {list(required)} but got {list(given)} (missing {missing})")
+    return chosen
+
+
+def _unit_color(color: Any) -> tuple[float, float, float] | None:
+    """Colour as three floats in 0..1 (cards may use 0..255)."""
+    if color is None:
+        return None
+    values = [float(c) for c in color][:3]
+    if any(v > 1.0 for v in values):
+        values = [v / 255.0 for v in values]
+    return (values[0], values[1], values[2])

@@ -1,0 +1,256 @@
+"""``spinemets segment`` (both methods), the widget's background command and the batch example script."""
+
+import contextlib
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+from SpineMetsSegmentLib.background import child_environment, launch, parse_progress, terminate, unet_command
+from SpineMetsSegmentLib.cli import parse_image_argument
+from SpineMetsSegmentLib.metrics import compute_metrics
+
+from SpineMetsCore import segmentations
+from SpineMetsCore.cli import main as spinemets
+from SpineMetsCore.dataio import read_segmentation
+from SpineMetsCore.phantom import generate_case, write_case
+from SpineMetsCore.runtime import get_runtime
+
+MODULE_DIR = Path(__file__).resolve().parents[2]
+BATCH_SCRIPT = MODULE_DIR / "Resources" / "Scripts" / "batch_segment.py"
+
+try:
+    import monai  # noqa: F401
+    import torch  # noqa: F401
+
+    HAVE_TORCH = True
+except ImportError:  # pragma: no cover
+    HAVE_TORCH = False
+
+
+def _alive(pid):
+    """True while ``pid`` runs (a zombie counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def fmt(values):
+    return ",".join(f"{v:.3f}" for v in values)
+
+
+def run_cli(args):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = spinemets(args)
+    return code, out.getvalue(), err.getvalue()
+
+
+def segment_names_in(path):
+    node = read_segmentation(path)
+    try:
+        return sorted(segmentations.segment_names(node).values())
+    finally:
+        get_runtime().scene.RemoveNode(node)
+
+
+def tiny_unet_package(folder, sequences=("T1", "T2")):
+    import torch
+    from SpineMetsSegmentLib.unet import write_model_package
+    from SpineMetsSegmentLib.unet.network import build_network, unet_spec
+
+    card = {
+        "name": "tiny cli test model", "version": "0.0.1", "task": "test",
+        "labels": [{"value": 1, "name": "Lesion (U-Net)", "color": [230, 51, 51]}],
+        "input_sequences": list(sequences), "spacing": [2.0, 2.0, 3.5], "patch_size": [32, 32, 8],
+        "normalisation": {"method": "zscore", "clip": 5.0},
+        "network": unet_spec(3, len(sequences), 2, channels=(4, 8), strides=(2,), num_res_units=0),
+        "training_data": {"description": "none (random weights)"}, "validation_metrics": {},
+        "synthetic_training_data": True,
+    }
+    torch.manual_seed(1)
+    return write_model_package(folder, card, build_network(card["network"]).state_dict())
+
+
+class SegmentCliTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.root = Path(cls.tmp.name)
+        cls.case = generate_case(21, case_id="cli")
+        cls.row = write_case(cls.case, cls.root / "case")
+        lesion = max(cls.case.lesions, key=lambda les: les.volume_ml)
+        # a seed with negative RAS coordinates exercises both --seed-ras spellings
+        cls.seed = np.asarray(lesion.seed_lps) * (-1.0, -1.0, 1.0)
+        cls.roi = np.concatenate([(np.asarray(lesion.bbox_min_lps) - 10.0), (np.asarray(lesion.bbox_max_lps) + 10.0)]) * (-1, -1, 1, -1, -1, 1)
+        truth = sitk.GetArrayFromImage(cls.case.lesion_mask) == lesion.label
+        cls.truth = sitk.GetImageFromArray(truth.astype(np.uint8))
+        cls.truth.CopyInformation(cls.case.lesion_mask)
+        cls.images = [f"{s}={cls.root / 'case' / cls.row[s]}" for s in ("T1", "T2", "STIR", "T1CE")]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def segment(self, out, *extra, seed_style="equals"):
+        args = ["segment", "--method", "regiongrow"]
+        for image in self.images:
+            args += ["--image", image]
+        args += [f"--seed-ras={fmt(self.seed)}"] if seed_style == "equals" else ["--seed-ras", fmt(self.seed)]
+        args += ["--roi-ras", fmt(self.roi), "--out", str(out), *extra]
+        return run_cli(args)
+
+    def test_negative_coordinates_json_summary_and_segment_names(self):
+        self.assertTrue(np.any(self.seed < 0) and np.any(self.roi < 0), "test premise: negative coordinates")
+        out = self.root / "rg" / "lesions.seg.nrrd"
+        code, stdout, stderr = self.segment(out, seed_style="separate")
+        self.assertEqual(code, 0, stderr)
+        summary = json.loads(stdout)
+        self.assertEqual(summary["method"], "regiongrow")
+        self.assertEqual(summary["out"], str(out))
+        (segment,) = summary["segments"]
+        self.assertEqual(segment["name"], "Lesion")
+        node = read_segmentation(out)
+        self.addCleanup(get_runtime().scene.RemoveNode, node)
+        mask = segmentations.segment_to_mask(node, segment["id"], self.case.images["T1"])
+        self.assertAlmostEqual(segment["volume_ml"], float(sitk.GetArrayFromImage(mask).sum()) * np.prod(mask.GetSpacing()) / 1000, places=5)
+        self.assertGreater(compute_metrics(self.truth, mask).dice, 0.8)
+        # same result with --seed-ras=... ; added next to the first under a unique name
+        code, stdout, _ = self.segment(out, "--segment-name", "Lesion")
+        self.assertEqual(json.loads(stdout)["segments"][0]["name"], "Lesion_2")
+        self.assertAlmostEqual(json.loads(stdout)["segments"][0]["volume_ml"], segment["volume_ml"])
+        code, stdout, _ = self.segment(out, "--segment-name", "Lesion", "--replace", "--param", "max_radius_mm=3")
+        self.assertEqual(code, 0)
+        self.assertLess(json.loads(stdout)["segments"][0]["volume_ml"], segment["volume_ml"])
+        self.assertEqual(segment_names_in(out), ["Lesion", "Lesion_2"])
+
+    def test_bad_input_exits_2_and_leaves_the_file_unchanged(self):
+        out = self.root / "bad" / "lesions.seg.nrrd"
+        self.assertEqual(self.segment(out)[0], 0)
+        before = out.read_bytes()
+        cases = [
+            (["--seed-ras=0,0,9000"], "seed 1: RAS (0.0, 0.0, 9000.0) lies outside the image"),
+            (["--seed-ras=1,2"], "--seed-ras 1,2: needs 3 comma-separated numbers"),
+            ([f"--seed-ras={fmt(self.seed)}", "--roi-ras=0,0,0,0,0,0"], "ROI box: is empty"),
+            ([f"--seed-ras={fmt(self.seed)}", "--param", "nonsense=1"], "unknown setting"),
+        ]
+        for extra, message in cases:
+            with self.subTest(message):
+                args = ["segment", "--method", "regiongrow", "--image", self.images[0], *extra, "--out", str(out)]
+                code, _, stderr = run_cli(args)
+                self.assertEqual(code, 2)
+                self.assertIn(message, stderr)
+                self.assertEqual(out.read_bytes(), before)
+        code, _, stderr = run_cli(["segment", "--method", "regiongrow", "--image", str(self.root / "nope.nrrd"),
+                                   f"--seed-ras={fmt(self.seed)}", "--out", str(out)])
+        self.assertEqual(code, 2)
+        self.assertIn("nope.nrrd: does not exist", stderr)
+        self.assertEqual([p.name for p in out.parent.iterdir()], ["lesions.seg.nrrd"], "temporary files left behind")
+
+    def test_image_arguments(self):
+        self.assertEqual(parse_image_argument("T2=/data/a=b.nii.gz"), ("T2", Path("/data/a=b.nii.gz")))
+        self.assertEqual(parse_image_argument("/data/case_T1.nii.gz"), ("case_T1", Path("/data/case_T1.nii.gz")))
+        self.assertEqual(parse_image_argument("stir.nrrd"), ("stir", Path("stir.nrrd")))
+
+    @unittest.skipUnless(HAVE_TORCH, "torch and MONAI are not installed")
+    def test_unet_method_and_the_widgets_background_command(self):
+        package = tiny_unet_package(self.root / "tiny_model")
+        out = self.root / "unet" / "model.seg.nrrd"
+        code, stdout, stderr = run_cli(["segment", "--method", "unet", "--image", self.images[0], "--image", self.images[1],
+                                        "--model", str(package), "--out", str(out), "--force-cpu"])
+        self.assertEqual(code, 0, stderr)
+        summary = json.loads(stdout)
+        self.assertEqual([s["name"] for s in summary["segments"]], ["Lesion (U-Net)"])
+        self.assertEqual(segment_names_in(out), ["Lesion (U-Net)"])
+        code, _, stderr = run_cli(["segment", "--method", "unet", "--image", self.images[0], "--image", self.images[2],
+                                   "--model", str(package), "--out", str(out)])
+        self.assertEqual(code, 2)
+        self.assertIn("expects input sequences ['T1', 'T2'] but got ['T1', 'STIR']", stderr)
+        # the exact child process the widget launches (same Python, same code via PYTHONPATH)
+        child_out = self.root / "unet" / "child.seg.nrrd"
+        images = dict(image.split("=", 1) for image in self.images[:2])
+        args = unet_command(images, package, child_out, force_cpu=True, python=sys.executable)
+        proc = subprocess.run(args, env={**os.environ, **child_environment()}, capture_output=True, text=True, timeout=300)
+        self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+        self.assertEqual(json.loads(proc.stdout)["segments"][0]["volume_ml"], summary["segments"][0]["volume_ml"])
+        percents = [parse_progress(line) for line in proc.stderr.replace("\r", "\n").splitlines()]
+        self.assertIn(100, percents)
+
+    @unittest.skipUnless(HAVE_TORCH, "torch and MONAI are not installed")
+    def test_shipped_demo_model_through_the_cli(self):
+        from SpineMetsSegmentLib.unet import demo_model_path
+
+        out = self.root / "demo" / "demo.seg.nrrd"
+        args = ["segment", "--method", "unet", "--model", str(demo_model_path()), "--out", str(out), "--force-cpu"]
+        for image in self.images:
+            args += ["--image", image]
+        code, stdout, stderr = run_cli(args)
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual([s["name"] for s in json.loads(stdout)["segments"]], ["lesion"])
+        code, stdout, _ = run_cli(["seg-metrics", "--reference", str(self.root / "case" / self.row["mask"]), "--test", str(out)])
+        self.assertGreater(json.loads(stdout)["dice"], 0.8)
+
+    def test_cancel_stops_the_whole_process_tree(self):
+        """Cancel must also stop what the child started (PythonSlicer is a launcher)."""
+        code = ("import subprocess, sys, time; "
+                "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']); "
+                "print(p.pid, flush=True); time.sleep(120)")
+        proc = launch([sys.executable, "-c", code], {"SPINEMETS_TEST": "1"})
+        grandchild = int(proc.stdout.readline())
+        exit_code = terminate(proc)
+        self.assertNotEqual(exit_code, 0)
+        if os.name != "nt":
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and _alive(grandchild):
+                time.sleep(0.1)
+            self.assertFalse(_alive(grandchild), "the grandchild survived Cancel")
+
+    def test_progress_parsing(self):
+        self.assertEqual(parse_progress("unet:  40%|####      | 2/5 [00:01<00:01]"), 40)
+        self.assertIsNone(parse_progress("INFO loading model"))
+
+
+class BatchScriptTest(unittest.TestCase):
+    def test_batch_script_with_the_venv_python(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            case = generate_case(31, case_id="batch31")
+            row = write_case(case, root / "cohort")
+            with (root / "cohort" / "manifest.csv").open("w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=["case_id", "T1", "T2", "STIR", "T1CE", "mask"])
+                writer.writeheader()
+                writer.writerow({k: row[k] for k in writer.fieldnames})
+            with (root / "seeds.csv").open("w", newline="") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(["case_id", "name", "seed_ras", "roi_ras"])
+                for lesion in case.lesions:
+                    ras = np.asarray(lesion.seed_lps) * (-1, -1, 1)
+                    lo = (np.asarray(lesion.bbox_min_lps) - 10) * (-1, -1, 1)
+                    hi = (np.asarray(lesion.bbox_max_lps) + 10) * (-1, -1, 1)
+                    writer.writerow(["batch31", f"Lesion {lesion.label}", fmt(ras), fmt([*lo, *hi])])
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(MODULE_DIR.parent), str(MODULE_DIR)])}
+            proc = subprocess.run([sys.executable, str(BATCH_SCRIPT), "--manifest", str(root / "cohort" / "manifest.csv"),
+                                   "--seeds", str(root / "seeds.csv"), "--out", str(root / "out")],
+                                  env=env, capture_output=True, text=True, timeout=300)
+            self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+            self.assertEqual(json.loads(proc.stdout.splitlines()[-1]), {"cases": 1, "segments": len(case.lesions), "out": str(root / "out")})
+            with (root / "out" / "volumes.csv").open() as fh:
+                volumes = {r["name"]: float(r["volume_ml"]) for r in csv.DictReader(fh)}
+            self.assertTrue((root / "out" / "volumes.provenance.json").is_file())
+            for lesion in case.lesions:
+                self.assertAlmostEqual(volumes[f"Lesion {lesion.label}"], lesion.volume_ml, delta=0.35 * lesion.volume_ml)
+            self.assertEqual(segment_names_in(root / "out" / "batch31.seg.nrrd"), sorted(volumes))
+
+
+if __name__ == "__main__":
+    unittest.main()
