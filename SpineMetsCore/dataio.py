@@ -19,7 +19,7 @@ import SimpleITK as sitk
 
 from .errors import InputError, UnsupportedFormatError
 from .fileio import atomic_dir, atomic_path, compound_suffix
-from .runtime import get_scene
+from .runtime import get_scene, remove_node_tree
 from .volumes import sitk_to_volume, volume_to_sitk
 
 logger = logging.getLogger(__name__)
@@ -98,14 +98,14 @@ def read_volume(
     except Exception:  # noqa: BLE001 - VTK wrappers raise varied errors
         ok = 0
     if not ok or node.GetImageData() is None:
-        scene.RemoveNode(node)
-        scene.RemoveNode(storage)
+        remove_node_tree(node)
+        remove_node_tree(storage)
         raise InputError(str(p), "cannot be read by MRML's volume storage node (corrupt or not an image)")
     image_data = node.GetImageData()
     dims = image_data.GetDimensions()
     if image_data.GetNumberOfScalarComponents() != 1 or min(dims) < 1:
-        scene.RemoveNode(node)
-        scene.RemoveNode(storage)
+        remove_node_tree(node)
+        remove_node_tree(storage)
         raise InputError(str(p), f"is not a 3-D scalar volume (dimensions {dims}, {image_data.GetNumberOfScalarComponents()} components)")
     node.SetAndObserveStorageNodeID(storage.GetID())
     node.CreateDefaultDisplayNodes()
@@ -161,8 +161,8 @@ def read_segmentation(path: str | os.PathLike[str], name: str | None = None) -> 
     except Exception:  # noqa: BLE001
         ok = 0
     if not ok:
-        scene.RemoveNode(node)
-        scene.RemoveNode(storage)
+        remove_node_tree(node)
+        remove_node_tree(storage)
         raise InputError(str(p), "cannot be read as a Slicer segmentation (.seg.nrrd)")
     node.SetAndObserveStorageNodeID(storage.GetID())
     node.CreateDefaultDisplayNodes()

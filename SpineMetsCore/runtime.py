@@ -142,3 +142,48 @@ def get_runtime() -> MRMLRuntime:
 def get_scene() -> Any:
     """The MRML scene all SpineMets logic works in."""
     return get_runtime().scene
+
+
+def remove_node_tree(node: Any) -> None:
+    """Remove a (temporary) node with its display, storage and colour-table nodes.
+
+    ``vtkMRMLScene.RemoveNode`` leaves a node's display and storage nodes (and
+    the colour table a labelmap export creates) in the scene; temporary nodes
+    must not leave such litter behind.
+    """
+    if node is None:
+        return
+    scene = node.GetScene()
+    if scene is None:
+        return
+    dependents = []
+    if hasattr(node, "GetNumberOfDisplayNodes"):
+        for i in range(node.GetNumberOfDisplayNodes()):
+            display = node.GetNthDisplayNode(i)
+            if display is not None:
+                dependents.append(display)
+                color = display.GetColorNode() if hasattr(display, "GetColorNode") else None
+                # Only colour tables made for this node (e.g. "<segmentation>_ColorTable"), never shared defaults.
+                if color is not None and not color.GetSingletonTag() and color.IsA("vtkMRMLColorTableNode"):
+                    users = [n for n in _nodes_referencing(scene, color) if n is not display]
+                    if not users:
+                        dependents.append(color)
+    if hasattr(node, "GetStorageNode") and node.GetStorageNode() is not None:
+        dependents.append(node.GetStorageNode())
+    scene.RemoveNode(node)
+    for dependent in dependents:
+        if dependent.GetScene() is scene:
+            scene.RemoveNode(dependent)
+
+
+def _nodes_referencing(scene: Any, target: Any) -> list[Any]:
+    found = []
+    target_id = target.GetID()
+    for i in range(scene.GetNumberOfNodes()):
+        n = scene.GetNthNode(i)
+        for r in range(n.GetNumberOfNodeReferenceRoles()):
+            role = n.GetNthNodeReferenceRole(r)
+            for k in range(n.GetNumberOfNodeReferences(role)):
+                if n.GetNthNodeReferenceID(role, k) == target_id:
+                    found.append(n)
+    return found

@@ -106,6 +106,17 @@ class SegmentationBridgeTest(unittest.TestCase):
         idx = labelmap.TransformPhysicalPointToIndex(point)
         self.assertGreater(labelmap[idx], 0)
 
+    def test_conversions_leave_no_temporary_nodes(self):
+        from SpineMetsCore.segmentations import labelmap_to_segmentation, segmentation_to_labelmap
+
+        labelmap = two_blob_labelmap()
+        node, _ = labelmap_to_segmentation(labelmap, {1: "A", 4: "B"}, name="litter_check")
+        before = sorted(self.scene.GetNthNode(i).GetID() for i in range(self.scene.GetNumberOfNodes()))
+        segmentation_to_labelmap(node, labelmap)
+        labelmap_to_segmentation(labelmap, {1: "C"}, seg_node=node)
+        after = sorted(self.scene.GetNthNode(i).GetID() for i in range(self.scene.GetNumberOfNodes()))
+        self.assertEqual(before, after, "temporary labelmap/reference/display/colour nodes must be removed")
+
     def test_bad_segmentation_inputs(self):
         from SpineMetsCore.errors import InputError
         from SpineMetsCore.segmentations import labelmap_to_segmentation, segmentation_to_labelmap
