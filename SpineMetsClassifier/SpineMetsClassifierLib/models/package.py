@@ -21,7 +21,6 @@ SHAP), optionally training reports (``cv_predictions.csv``, ``metrics.json``, ..
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import json
 import logging
@@ -37,7 +36,7 @@ import pandas as pd
 import skops.io as sio
 
 from SpineMetsCore.errors import InputError
-from SpineMetsCore.fileio import atomic_dir, atomic_path
+from SpineMetsCore.fileio import atomic_dir, atomic_path, sha256_bytes
 
 from .schema import NA_VALUES, FeatureSchema
 
@@ -79,8 +78,6 @@ class UntrustedModelError(ModelPackageError):
     """The skops file contains types outside the allow-list."""
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def library_versions() -> dict[str, str]:

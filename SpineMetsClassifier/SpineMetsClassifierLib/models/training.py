@@ -20,7 +20,6 @@ trained on the same folds and compared in one table, as seed 002 does.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -37,6 +36,7 @@ from sklearn.metrics import get_scorer
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
 
 from SpineMetsCore.errors import InputError
+from SpineMetsCore.fileio import sha256_file
 from SpineMetsCore.tables import provenance, write_table_csv
 
 from ..stats import StatsInputError, classification_metrics, delong_roc_test, json_safe
@@ -303,7 +303,7 @@ def feature_provenance(source: str | Path | None) -> dict[str, Any] | None:
 def _file_sha256(path: str | Path | None) -> str | None:
     if path is None or not Path(path).is_file():
         return None
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return sha256_file(path)
 
 
 def _summary(fold_metrics: pd.DataFrame) -> tuple[dict[str, float], dict[str, float]]:
