@@ -13,7 +13,7 @@ from collections.abc import Callable
 ProgressCallback = Callable[[int, int], None]
 
 
-def console_progress(description: str) -> tuple[ProgressCallback, Callable[[], None]]:
+def console_progress(description: str, unit: str = "case") -> tuple[ProgressCallback, Callable[[], None]]:
     """A tqdm-backed callback on stderr and a function that closes the bar."""
     from tqdm import tqdm
 
@@ -21,7 +21,7 @@ def console_progress(description: str) -> tuple[ProgressCallback, Callable[[], N
 
     def update(done: int, total: int) -> None:
         if "bar" not in bar:
-            bar["bar"] = tqdm(total=total, desc=description, file=sys.stderr, unit="case", leave=True)
+            bar["bar"] = tqdm(total=total, desc=description, file=sys.stderr, unit=unit, leave=True)
         b = bar["bar"]
         b.total = total
         b.n = done

@@ -110,7 +110,6 @@ def labelmap_to_segmentation(
     present = [int(v) for v in np.unique(array) if v != 0]
     specs = _normalise_specs(segments, present)
 
-    scene = get_scene()
     label_node = sitk_to_volume(sitk.Cast(labelmap, sitk.sitkUInt16), name="__spinemets_tmp_label__", labelmap=True)
     try:
         if seg_node is None:

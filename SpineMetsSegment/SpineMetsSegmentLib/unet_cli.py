@@ -83,7 +83,7 @@ def _cmd_train_seg(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    update, close = console_progress("train-seg (epochs)")
+    update, close = console_progress("train-seg", unit="epoch")
     try:
         result = train_model(args.manifest, args.out, TrainingConfig(**kwargs), progress=update)
     finally:

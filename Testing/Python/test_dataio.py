@@ -111,6 +111,19 @@ class DataIOTest(unittest.TestCase):
         self.assertFalse((self.dir / "new.nii.gz").exists())
         self.assertEqual(sorted(p.name for p in self.dir.iterdir()), ["keep.nrrd"])
 
+    def test_atomic_outputs_get_normal_permissions(self):
+        from SpineMetsCore.fileio import atomic_dir, write_text_atomic
+
+        old = os.umask(0o022)
+        try:
+            path = write_text_atomic(self.dir / "out.json", "{}")
+            self.assertEqual(path.stat().st_mode & 0o777, 0o644)
+            with atomic_dir(self.dir / "pkg") as tmp:
+                (tmp / "a.txt").write_text("x")
+            self.assertEqual((self.dir / "pkg").stat().st_mode & 0o777, 0o755)
+        finally:
+            os.umask(old)
+
     def test_multiple_dicom_series_need_a_choice(self):
         from SpineMetsCore.dataio import read_dicom_series, write_dicom_series
         from SpineMetsCore.errors import InputError

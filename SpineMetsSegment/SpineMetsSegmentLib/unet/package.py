@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
-import hashlib
 import json
 import os
 import re
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from SpineMetsCore.errors import InputError
-from SpineMetsCore.fileio import atomic_dir, atomic_path
+from SpineMetsCore.fileio import atomic_dir, atomic_path, sha256_bytes
 from SpineMetsCore.tables import library_versions
 
 CARD_NAME = "model.json"
@@ -114,9 +113,6 @@ class ModelPackage:
 # --------------------------------------------------------------------------------------
 # Reading
 # --------------------------------------------------------------------------------------
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
 
 def _read_members(path: Path) -> tuple[bytes, dict[str, bytes] | Path, str]:
     """Card bytes, and a way to read other members: a folder path or zip member bytes.
@@ -326,13 +322,11 @@ def write_model_package(out: str | os.PathLike[str], card: Mapping[str, Any], st
                 zf.writestr(CARD_NAME, card_text)
                 zf.writestr(WEIGHTS_NAME, weights)
             load_model_package(tmp)
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600: a shared model must be readable
     else:
         with atomic_dir(out) as tmp:
             (tmp / WEIGHTS_NAME).write_bytes(weights)
             (tmp / CARD_NAME).write_text(card_text, encoding="utf-8")
             load_model_package(tmp)
-            os.chmod(tmp, 0o755)  # mkdtemp makes 0700: a shared model must be readable
     return out
 
 
