@@ -1,9 +1,11 @@
 """``make demo`` / ``spinemets demo``: the end-to-end job on a synthetic phantom.
 
-Generates a small phantom cohort, loads the first case into MRML through the
+Generates a small phantom cohort, loads a case with lesions into MRML through the
 storage nodes, turns its lesion labelmap into named segments, builds closed
-surfaces, writes ``<case>.seg.nrrd`` and a JSON summary that states the data
-is synthetic. Later stages (segmentation, features, classifiers) hook in here.
+surfaces, writes ``<case>.seg.nrrd``, then segments the case automatically
+(region growing from one seed + ROI, and the shipped U-Net demo model) into
+``<case>_auto.seg.nrrd`` with Dice against the phantom truth, and writes a JSON
+summary that states the data is synthetic.
 """
 
 from __future__ import annotations
@@ -75,6 +77,55 @@ def run_demo(out_dir: str | os.PathLike[str], cases: int = 3, seed: int = 0) -> 
         # Re-read what was written, with MRML and with SimpleITK, and compare geometry.
         reread = dataio.read_segmentation(seg_path)
         summary["segmentation_reread_segments"] = sorted(segmentations.segment_names(reread).values())
+        summary["automatic"] = _automatic_segmentation(logic, case, mask, out / f"{row.case_id}_auto.seg.nrrd")
     write_text_atomic(out / "demo_summary.json", json.dumps(summary, indent=2))
     logger.info("demo written to %s", out)
     return summary
+
+
+def _automatic_segmentation(logic: Any, case: Any, truth: sitk.Image, out_path: Path) -> dict[str, Any]:
+    """Segment the largest lesion by region growing (seed + ROI 10 mm around it) and the
+    whole case with the shipped U-Net demo model; report Dice against the phantom truth."""
+    from SpineMetsSegmentLib.metrics import compute_metrics
+    from SpineMetsSegmentLib.unet import demo_model_path
+
+    from . import segmentations
+
+    reference = case.volumes["T1"]
+    truth_array = sitk.GetArrayViewFromImage(truth)
+    labels, counts = np.unique(truth_array[truth_array > 0], return_counts=True)
+    label = int(labels[np.argmax(counts)])
+    lesion = sitk.Cast(truth == label, sitk.sitkUInt8)
+    # Seed: the lesion voxel deepest inside it (as a reader would click), in RAS.
+    depth = sitk.GetArrayViewFromImage(sitk.SignedMaurerDistanceMap(lesion, insideIsPositive=True, useImageSpacing=True))
+    k, j, i = np.unravel_index(int(np.argmax(np.where(sitk.GetArrayViewFromImage(lesion) > 0, depth, -np.inf))), depth.shape)
+    lps = np.array(truth.TransformIndexToPhysicalPoint((int(i), int(j), int(k))))
+    seed_ras = tuple(float(v) for v in lps * [-1, -1, 1])
+    idx = np.argwhere(sitk.GetArrayViewFromImage(lesion) > 0)
+    corners = np.array([truth.TransformIndexToPhysicalPoint((int(c[2]), int(c[1]), int(c[0]))) for c in idx])
+    lo, hi = corners.min(axis=0) - 10.0, corners.max(axis=0) + 10.0
+    ras_lo, ras_hi = lo * [-1, -1, 1], hi * [-1, -1, 1]
+    roi = tuple(float(v) for v in (*np.minimum(ras_lo, ras_hi), *np.maximum(ras_lo, ras_hi)))
+
+    grown = logic.segmentRegionGrowing(case.volumes, [seed_ras], roi, segmentName="Region growing")
+    node = grown.segmentation_node
+    unet = logic.segmentWithUNet(case.volumes, demo_model_path(), segmentationNode=node)
+    grown_mask = segmentations.segment_to_mask(node, grown.segment_id, reference)
+    unet_mask = segmentations.segment_to_mask(node, unet[0].segment_id, reference)
+    logic.saveSegmentation(node, out_path)
+    return {
+        "segmentation": str(out_path),
+        "region_growing": {
+            "lesion_label": label,
+            "seed_ras": [round(v, 2) for v in seed_ras],
+            "roi_ras": [round(v, 2) for v in roi],
+            "volume_ml": round(grown.volume_ml, 4),
+            "dice_vs_truth": round(compute_metrics(lesion, grown_mask).dice, 4),
+        },
+        "unet": {
+            "model": str(demo_model_path()),
+            "note": "demo model trained on synthetic phantom data; not clinically valid",
+            "volume_ml": round(unet[0].volume_ml, 4),
+            "dice_vs_truth": round(compute_metrics(sitk.Cast(truth > 0, sitk.sitkUInt8), unet_mask).dice, 4),
+        },
+    }

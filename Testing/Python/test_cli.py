@@ -101,6 +101,12 @@ class CliTest(unittest.TestCase):
             row = next(r for r in read_manifest(summary["manifest"]) if r.case_id == summary["case_id"])
             truth = sitk.ReadImage(str(row.mask))
             np.testing.assert_array_equal(sitk.GetArrayViewFromImage(labelmap) > 0, sitk.GetArrayViewFromImage(truth) > 0)
+        # The automatic stage: region growing from one seed + ROI, and the shipped demo U-Net.
+        auto = summary["automatic"]
+        self.assertGreater(auto["region_growing"]["dice_vs_truth"], 0.7)
+        self.assertGreater(auto["unet"]["dice_vs_truth"], 0.7)
+        auto_seg = read_segmentation(auto["segmentation"])
+        self.assertEqual(sorted(segment_names(auto_seg).values()), ["Region growing", "lesion"])
 
 
 if __name__ == "__main__":
