@@ -8,17 +8,26 @@ import logging
 import os
 from pathlib import Path
 
-import vtk
-
 import slicer
+import vtk
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTableNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
-from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, Default, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import *
 from slicer.util import VTKObservationMixin
-
+from SpineMetsClassifierLib.features.edf import load_schema
+from SpineMetsClassifierLib.features.quantitative import REFERENCES
+from SpineMetsClassifierLib.features.resources import DEFAULT_RADIOMICS_PARAMS
+from SpineMetsClassifierLib.logic import EDF_FORM_FIELDS
 from SpineMetsClassifierLib.logic import SpineMetsClassifierLogic as _LibLogic
+
+_EDF_SCHEMA = load_schema()
+
+
+def _edfChoices(item: str) -> list[str]:
+    """Form choices of a categorical EDF item: '' (not recorded) then the schema's values."""
+    return ["", *_EDF_SCHEMA.item(item).allowed]
 
 
 #
@@ -56,6 +65,39 @@ class SpineMetsClassifierParameterNode:
     lesionSegmentation: vtkMRMLSegmentationNode
     resultsTable: vtkMRMLTableNode
 
+    # Feature extraction of the case in the scene (one volume per sequence)
+    caseId: str
+    t1Volume: vtkMRMLScalarVolumeNode
+    t2Volume: vtkMRMLScalarVolumeNode
+    stirVolume: vtkMRMLScalarVolumeNode
+    t1ceVolume: vtkMRMLScalarVolumeNode
+    lesionSegmentName: str
+    anatomySegmentation: vtkMRMLSegmentationNode
+    signalReference: Annotated[str, Choice(["default", *REFERENCES]), Default("default")]
+    radiomicsParams: Annotated[Path, Default(DEFAULT_RADIOMICS_PARAMS)]
+    shellMm: Annotated[float, WithinRange(0.0, 30.0)]
+    featuresCsv: Path
+    featuresTable: vtkMRMLTableNode
+    workers: Annotated[int, WithinRange(1, 64), Default(1)]
+
+    # Expert-derived features (schema: Resources/EDF/edf_schema.yaml); '' / -1 = not recorded
+    edfAge: Annotated[int, WithinRange(-1, 120), Default(-1)]
+    edfSex: Annotated[str, Choice(_edfChoices('sex'))]
+    edfRegion: Annotated[str, Choice(_edfChoices('region'))]
+    edfLevel: Annotated[str, Choice(_edfChoices('level'))]
+    edfInvolvedVertebrae: Annotated[int, WithinRange(-1, 33), Default(-1)]
+    edfT1Signal: Annotated[str, Choice(_edfChoices('t1_signal'))]
+    edfT2Signal: Annotated[str, Choice(_edfChoices('t2_signal'))]
+    edfStirSignal: Annotated[str, Choice(_edfChoices('stir_signal'))]
+    edfT1ceSignal: Annotated[str, Choice(_edfChoices('t1ce_signal'))]
+    edfFracture: Annotated[str, Choice(_edfChoices('fracture'))]
+    edfPosteriorElements: Annotated[str, Choice(_edfChoices('posterior_element_involvement'))]
+    edfSoftTissueExtension: Annotated[str, Choice(_edfChoices('soft_tissue_extension'))]
+    edfExtensionType: Annotated[str, Choice(_edfChoices('extension_type'))]
+    edfMargin: Annotated[str, Choice(_edfChoices('margin'))]
+    edfPattern: Annotated[str, Choice(_edfChoices('pattern'))]
+    edfHomogeneity: Annotated[str, Choice(_edfChoices('homogeneity'))]
+
 
 #
 # Widget
@@ -80,6 +122,8 @@ class SpineMetsClassifierWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.extractButton.connect("clicked(bool)", self.onExtractButton)
+        self.ui.extractCohortButton.connect("clicked(bool)", self.onExtractCohortButton)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
@@ -118,15 +162,51 @@ class SpineMetsClassifierWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         p = self._parameterNode
         ready = bool(p and p.manifestPath and os.path.isfile(str(p.manifestPath)))
         self.ui.applyButton.enabled = ready
+        self.ui.extractCohortButton.enabled = ready and bool(p.featuresCsv and str(p.featuresCsv).endswith(".csv"))
+        self.ui.extractButton.enabled = bool(p and p.lesionSegmentation and self.logic.caseVolumes(p))
 
     def onApplyButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to check the manifest."), waitCursor=True):
             p = self._parameterNode
             table = self.logic.checkManifestToTable(p.manifestPath, p.resultsTable)
             p.resultsTable = table
-            slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
-            slicer.app.applicationLogic().PropagateTableSelection()
+            self._showTable(table)
             self.ui.statusLabel.text = _("{n} cases checked").format(n=table.GetNumberOfRows())
+
+    def _showTable(self, table) -> None:
+        slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
+        slicer.app.applicationLogic().PropagateTableSelection()
+
+    def onExtractButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Feature extraction failed."), waitCursor=True):
+            table = self.logic.extractFromParameterNode(self._parameterNode)
+            self._parameterNode.featuresTable = table
+            self._showTable(table)
+            self.ui.statusLabel.text = _("{n} features extracted").format(n=table.GetNumberOfColumns())
+
+    def onExtractCohortButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Cohort feature extraction failed."), waitCursor=True):
+            p = self._parameterNode
+            progress = slicer.util.createProgressDialog(labelText=_("Extracting features"), maximum=100)
+
+            def update(done: int, total: int) -> None:
+                progress.setValue(int(100 * done / max(total, 1)))
+                slicer.app.processEvents()
+
+            try:
+                table = self.logic.extractCohortFeatures(
+                    p.manifestPath, p.featuresCsv, paramsPath=p.radiomicsParams, workers=p.workers,
+                    shellMm=p.shellMm, reference=None if p.signalReference == "default" else p.signalReference,
+                    tableNode=p.featuresTable, progress=update,
+                )
+            finally:
+                progress.close()
+            p.featuresTable = table
+            self._showTable(table)
+            errors = table.GetTable().GetColumnByName("error")
+            failed = sum(1 for i in range(table.GetNumberOfRows()) if errors.GetValue(i))
+            self.ui.statusLabel.text = _("{n} cases extracted, {f} failed (see the 'error' column)").format(
+                n=table.GetNumberOfRows(), f=failed)
 
 
 #
@@ -142,6 +222,35 @@ class SpineMetsClassifierLogic(ScriptedLoadableModuleLogic, _LibLogic):
     def getParameterNode(self):
         return SpineMetsClassifierParameterNode(super().getParameterNode())
 
+    @staticmethod
+    def caseVolumes(p) -> dict:
+        """Sequence name -> selected volume node (T1, T2, STIR, T1CE order; empty selectors skipped)."""
+        volumes = {"T1": p.t1Volume, "T2": p.t2Volume, "STIR": p.stirVolume, "T1CE": p.t1ceVolume}
+        return {seq: node for seq, node in volumes.items() if node is not None}
+
+    def edfFromParameterNode(self, p) -> dict:
+        """Validated EDF record of the module's form."""
+        return self.edfFromForm({name: getattr(p, name) for name in EDF_FORM_FIELDS.values()})
+
+    def extractFromParameterNode(self, p):
+        """Extract the scene case's features as the parameter node describes it."""
+        segmentIds = None
+        if p.lesionSegmentName.strip():
+            from SpineMetsCore.errors import InputError
+            from SpineMetsCore.segmentations import find_segment_id
+
+            segmentId = find_segment_id(p.lesionSegmentation, p.lesionSegmentName.strip())
+            if segmentId is None:
+                raise InputError(f"segmentation '{p.lesionSegmentation.GetName()}'", f"has no segment '{p.lesionSegmentName}'")
+            segmentIds = [segmentId]
+        csvPath = str(p.featuresCsv) if str(p.featuresCsv).endswith(".csv") else None
+        return self.extractCaseFeatures(
+            self.caseVolumes(p), p.lesionSegmentation, segmentIds, p.anatomySegmentation,
+            paramsPath=p.radiomicsParams, caseId=p.caseId or "case", edf=self.edfFromParameterNode(p),
+            shellMm=p.shellMm, reference=None if p.signalReference == "default" else p.signalReference,
+            tableNode=p.featuresTable, csvPath=csvPath,
+        )
+
 
 #
 # Test
@@ -155,6 +264,8 @@ class SpineMetsClassifierTest(ScriptedLoadableModuleTest):
     def runTest(self):
         self.setUp()
         self.test_checkPhantomManifest()
+        self.setUp()
+        self.test_extractCaseFeaturesFromNodes()
 
     def test_checkPhantomManifest(self):
         import tempfile
@@ -169,3 +280,22 @@ class SpineMetsClassifierTest(ScriptedLoadableModuleTest):
             self.assertEqual([problems.GetValue(i) for i in range(2)], ["", ""])
         logging.info("SpineMetsClassifier test passed")
         self.delayDisplay("Test passed")
+
+    def test_extractCaseFeaturesFromNodes(self):
+        from SpineMetsCore.phantom import ANATOMY_LABELS, generate_case
+        from SpineMetsCore.segmentations import find_segment_id, labelmap_to_segmentation
+        from SpineMetsCore.volumes import sitk_to_volume
+
+        case = generate_case(2, "case002")
+        volumes = {seq: sitk_to_volume(case.images[seq], name=f"case002_{seq}") for seq in ("T1", "T2")}
+        lesions, _ = labelmap_to_segmentation(case.lesion_mask, {1: "index lesion", 2: "lesion 2"}, name="lesions")
+        anatomy, _ = labelmap_to_segmentation(case.anatomy, {v: n for v, n in ANATOMY_LABELS.items() if v}, name="anatomy")
+        logic = SpineMetsClassifierLogic()
+        table = logic.extractCaseFeatures(
+            volumes, lesions, [find_segment_id(lesions, "index lesion")], anatomy, caseId="case002",
+            edf={"age": case.record["age"], "t1_signal": case.record["t1_signal"]},
+        )
+        column = table.GetTable().GetColumnByName("q_T1_signal")
+        self.assertEqual(column.GetValue(0), case.record["t1_signal"])
+        self.assertEqual(table.GetTable().GetColumnByName("q_n_lesion_components").GetValue(0), case.record["n_lesions"])
+        self.delayDisplay("Feature extraction test passed")

@@ -37,7 +37,7 @@ def run_demo(out_dir: str | os.PathLike[str], cases: int = 3, seed: int = 0) -> 
     manifest_path = write_cohort(out / "cohort", n_cases=cases, seed=seed)
     rows = read_manifest(manifest_path, required_sequences=("T1", "T2", "STIR", "T1CE"), require_mask=True)
     # Show a case with lesions when the cohort has one (the phantom draws 0..3 per case).
-    row = next((r for r in rows if sitk.GetArrayViewFromImage(sitk.ReadImage(str(r.mask))).any()), rows[0])
+    row = next((r for r in rows if sitk.GetArrayFromImage(sitk.ReadImage(str(r.mask))).any()), rows[0])
     logic = SpineMetsSegmentLogic()
     case = logic.loadCase(row)
     reference = case.volumes["T1"]
@@ -97,7 +97,7 @@ def _automatic_segmentation(logic: Any, case: Any, truth: sitk.Image, out_path: 
     label = int(labels[np.argmax(counts)])
     lesion = sitk.Cast(truth == label, sitk.sitkUInt8)
     # Seed: the lesion voxel deepest inside it (as a reader would click), in RAS.
-    depth = sitk.GetArrayViewFromImage(sitk.SignedMaurerDistanceMap(lesion, insideIsPositive=True, useImageSpacing=True))
+    depth = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(lesion, insideIsPositive=True, useImageSpacing=True))
     k, j, i = np.unravel_index(int(np.argmax(np.where(sitk.GetArrayViewFromImage(lesion) > 0, depth, -np.inf))), depth.shape)
     lps = np.array(truth.TransformIndexToPhysicalPoint((int(i), int(j), int(k))))
     seed_ras = tuple(float(v) for v in lps * [-1, -1, 1])
