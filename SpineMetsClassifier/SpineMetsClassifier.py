@@ -98,6 +98,16 @@ class SpineMetsClassifierParameterNode:
     edfPattern: Annotated[str, Choice(_edfChoices('pattern'))]
     edfHomogeneity: Annotated[str, Choice(_edfChoices('homogeneity'))]
 
+    # Prediction for the scene case with a trained model package (folder or .zip)
+    modelPath: Path
+    predictionTable: vtkMRMLTableNode
+    shapTable: vtkMRMLTableNode
+
+    # Study statistics on a predictions CSV (truth + prob_<class> columns)
+    predictionsCsv: Path
+    truthColumn: Annotated[str, Default("truth")]
+    evaluationTable: vtkMRMLTableNode
+
 
 #
 # Widget
@@ -124,6 +134,8 @@ class SpineMetsClassifierWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.extractButton.connect("clicked(bool)", self.onExtractButton)
         self.ui.extractCohortButton.connect("clicked(bool)", self.onExtractCohortButton)
+        self.ui.predictButton.connect("clicked(bool)", self.onPredictButton)
+        self.ui.evaluateButton.connect("clicked(bool)", self.onEvaluateButton)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
@@ -164,6 +176,8 @@ class SpineMetsClassifierWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         self.ui.applyButton.enabled = ready
         self.ui.extractCohortButton.enabled = ready and bool(p.featuresCsv and str(p.featuresCsv).endswith(".csv"))
         self.ui.extractButton.enabled = bool(p and p.lesionSegmentation and self.logic.caseVolumes(p))
+        self.ui.predictButton.enabled = bool(p and p.featuresTable and p.modelPath and os.path.exists(str(p.modelPath)))
+        self.ui.evaluateButton.enabled = bool(p and p.predictionsCsv and os.path.isfile(str(p.predictionsCsv)))
 
     def onApplyButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to check the manifest."), waitCursor=True):
@@ -208,6 +222,37 @@ class SpineMetsClassifierWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
             self.ui.statusLabel.text = _("{n} cases extracted, {f} failed (see the 'error' column)").format(
                 n=table.GetNumberOfRows(), f=failed)
 
+    def _showFigure(self, pngPath) -> None:
+        import qt
+
+        pixmap = qt.QPixmap(str(pngPath))
+        self.ui.figureLabel.setPixmap(pixmap.scaledToWidth(max(200, self.ui.figureLabel.width)))
+        self.ui.figureLabel.toolTip = str(pngPath)
+
+    def onPredictButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Prediction failed."), waitCursor=True):
+            p = self._parameterNode
+            table, chart, shapTable, png = self.logic.predictFromParameterNode(p)
+            p.predictionTable, p.shapTable = table, shapTable
+            slicer.modules.plots.logic().ShowChartInLayout(chart)
+            self._showFigure(png)
+            top = [table.GetTable().GetValue(i, 1).ToString() for i in range(min(3, table.GetNumberOfRows()))]
+            text = _("Top-3: {classes}").format(classes=", ".join(top))
+            if table.GetAttribute("SpineMets.SyntheticTrainingData") == "true":
+                text += " " + _("(model trained on synthetic data: not clinically valid)")
+            self.ui.statusLabel.text = text
+
+    def onEvaluateButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Evaluation failed."), waitCursor=True):
+            p = self._parameterNode
+            result = self.logic.evaluateFromParameterNode(p)
+            p.evaluationTable = result.metricsTable
+            self._showTable(result.metricsTable)
+            rocs = [f for f in result.figures if "roc" in f.name.lower()] or result.figures
+            if rocs:
+                self._showFigure(rocs[0])
+            self.ui.statusLabel.text = _("Metrics, figures and report written to {d}").format(d=result.outDir)
+
 
 #
 # Logic
@@ -249,6 +294,29 @@ class SpineMetsClassifierLogic(ScriptedLoadableModuleLogic, _LibLogic):
             paramsPath=p.radiomicsParams, caseId=p.caseId or "case", edf=self.edfFromParameterNode(p),
             shellMm=p.shellMm, reference=None if p.signalReference == "default" else p.signalReference,
             tableNode=p.featuresTable, csvPath=csvPath,
+        )
+
+
+    def predictFromParameterNode(self, p):
+        """Ranked classes (table + bar plot) and the SHAP explanation for the scene case's features."""
+        import tempfile
+
+        from SpineMetsClassifierLib.models.prediction_logic import ClassifierPredictionLogic
+
+        predictor = ClassifierPredictionLogic()
+        table = predictor.predictToTable(str(p.modelPath), p.featuresTable, p.predictionTable)
+        chart = predictor.probabilityBarPlot(table)
+        outDir = tempfile.mkdtemp(prefix="SpineMetsShap-", dir=slicer.app.temporaryPath)
+        shapTable, png = predictor.explainToTable(str(p.modelPath), p.featuresTable, p.shapTable, outDir)
+        return table, chart, shapTable, png
+
+    def evaluateFromParameterNode(self, p):
+        """Study statistics of a predictions CSV as table nodes and figures (next to the CSV)."""
+        from SpineMetsClassifierLib.evaluation_logic import EvaluationLogic
+
+        csv = Path(str(p.predictionsCsv))
+        return EvaluationLogic().evaluateToTables(
+            csv, p.truthColumn, csv.with_name(csv.stem + "_evaluation"), tableNode=p.evaluationTable
         )
 
 
