@@ -22,9 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -51,6 +49,7 @@ from SpineMetsClassifierLib.stats import (
 )
 from SpineMetsClassifierLib.stats._common import sorted_labels
 from SpineMetsClassifierLib.stats.evaluate import label_column, numeric_column
+from SpineMetsCore.fileio import atomic_path
 
 __all__ = ["register", "main"]
 
@@ -257,16 +256,8 @@ def _cmd_dca(args: argparse.Namespace) -> int:
                            strict=args.strict, truth_name=args.truth, risk_name=args.score)
     _warning_texts(args)
     if args.out:
-        target = Path(args.out)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", newline="") as fh:
-                table.to_csv(fh, index=False)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(args.out) as tmp:
+            table.to_csv(tmp, index=False)
     else:
         table.to_csv(sys.stdout, index=False)
     return EXIT_OK

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,22 @@ __all__ = [
     "sorted_labels",
     "json_safe",
 ]
+
+
+class IntervalResult:
+    """Mixin for result dataclasses with ``ci_low``/``ci_high``: the ``ci`` pair and a JSON-ready dict."""
+
+    ci_low: float
+    ci_high: float
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        return (self.ci_low, self.ci_high)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)  # type: ignore[call-overload]
+        d["ci"] = [self.ci_low, self.ci_high]
+        return d
 
 
 class StatsInputError(ValueError):

@@ -36,6 +36,7 @@ import numpy as np
 from scipy import stats as sps
 
 from ._common import (
+    IntervalResult,
     StatsInputError,
     as_binary_truth,
     as_score_array,
@@ -71,7 +72,7 @@ CI_METHODS = ("percentile", "bca")
 
 
 @dataclass(frozen=True)
-class BootstrapResult:
+class BootstrapResult(IntervalResult):
     """Point estimate and bootstrap CI of one statistic."""
 
     estimate: float
@@ -84,14 +85,6 @@ class BootstrapResult:
     seed: int | None
     stratified: bool
 
-    @property
-    def ci(self) -> tuple[float, float]:
-        return (self.ci_low, self.ci_high)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["ci"] = [self.ci_low, self.ci_high]
-        return d
 
 
 @dataclass(frozen=True)

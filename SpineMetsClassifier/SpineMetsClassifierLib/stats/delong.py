@@ -38,13 +38,14 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Hashable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import stats as sps
 
 from ._common import (
+    IntervalResult,
     SingleClassError,
     StatsInputError,
     as_binary_truth,
@@ -73,7 +74,7 @@ DIRECTIONS = ("auto", "<", ">")
 
 
 @dataclass(frozen=True)
-class AUCResult:
+class AUCResult(IntervalResult):
     """AUC with its DeLong standard error and confidence interval (pROC ci.auc)."""
 
     auc: float
@@ -85,19 +86,14 @@ class AUCResult:
     n_cases: int
     n_controls: int
 
-    @property
-    def ci(self) -> tuple[float, float]:
-        return (self.ci_low, self.ci_high)
-
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["ci"] = [self.ci_low, self.ci_high]
+        d = super().to_dict()
         d["method"] = "DeLong"
         return d
 
 
 @dataclass(frozen=True)
-class ROCTestResult:
+class ROCTestResult(IntervalResult):
     """Result of a DeLong comparison of two ROC curves (pROC roc.test htest fields)."""
 
     method: str
@@ -119,13 +115,8 @@ class ROCTestResult:
     n_cases: tuple[int, int]
     n_controls: tuple[int, int]
 
-    @property
-    def ci(self) -> tuple[float, float]:
-        return (self.ci_low, self.ci_high)
-
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["ci"] = [self.ci_low, self.ci_high]
+        d = super().to_dict()
         d["n_cases"] = list(self.n_cases)
         d["n_controls"] = list(self.n_controls)
         return d
