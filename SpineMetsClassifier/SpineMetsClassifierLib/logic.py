@@ -62,16 +62,16 @@ class SpineMetsClassifierLogic:
         for row in rows:
             record: dict[str, Any] = {"case_id": row.case_id, "sequences": " ".join(sorted(row.images)), "problem": ""}
             try:
-                reference = read_image(row.mask) if row.mask else None
+                mask_image = read_image(row.mask) if row.mask else None
+                reference = mask_image
                 for name, image_path in row.images.items():
                     image = read_image(image_path)
                     if reference is None:
                         reference = image
                     elif not Geometry.from_image(image).same_grid(Geometry.from_image(reference)):
                         record["problem"] += f"{name} is not on the mask's grid; "
-                if row.mask is not None:
-                    mask = sitk.GetArrayFromImage(read_image(row.mask))
-                    record["lesion_voxels"] = int((mask > 0).sum())
+                if mask_image is not None:
+                    record["lesion_voxels"] = int((sitk.GetArrayFromImage(mask_image) > 0).sum())
             except InputError as exc:
                 record["problem"] += str(exc)
             records.append(record)
