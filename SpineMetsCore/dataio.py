@@ -77,8 +77,6 @@ def read_volume(
     series_uid: str | None = None,
 ) -> Any:
     """Load a file (or DICOM folder) into a new scalar/labelmap volume node."""
-    import slicer
-
     p = _existing(path)
     node_name = name or _stem(p)
     if p.is_dir():
@@ -94,23 +92,24 @@ def read_volume(
     storage.SetFileName(str(p))
     storage.SetSingleFile(True)
     try:
-        ok = storage.ReadData(node)
-    except Exception:  # noqa: BLE001 - VTK wrappers raise varied errors
-        ok = 0
-    if not ok or node.GetImageData() is None:
+        try:
+            ok = storage.ReadData(node)
+        except Exception:  # noqa: BLE001 - VTK wrappers raise varied errors
+            ok = 0
+        image_data = node.GetImageData()
+        if not ok or image_data is None:
+            raise InputError(str(p), "cannot be read by MRML's volume storage node (corrupt or not an image)")
+        dims = image_data.GetDimensions()
+        components = image_data.GetNumberOfScalarComponents()
+        if components != 1 or min(dims) < 1:
+            raise InputError(str(p), f"is not a 3-D scalar volume (dimensions {dims}, {components} components)")
+    except InputError:
         remove_node_tree(node)
         remove_node_tree(storage)
-        raise InputError(str(p), "cannot be read by MRML's volume storage node (corrupt or not an image)")
-    image_data = node.GetImageData()
-    dims = image_data.GetDimensions()
-    if image_data.GetNumberOfScalarComponents() != 1 or min(dims) < 1:
-        remove_node_tree(node)
-        remove_node_tree(storage)
-        raise InputError(str(p), f"is not a 3-D scalar volume (dimensions {dims}, {image_data.GetNumberOfScalarComponents()} components)")
+        raise
     node.SetAndObserveStorageNodeID(storage.GetID())
     node.CreateDefaultDisplayNodes()
     logger.debug("read %s into node %s", p, node.GetID())
-    _ = slicer  # storage nodes live in the slicer namespace; keep import explicit
     return node
 
 
