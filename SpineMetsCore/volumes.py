@@ -105,8 +105,8 @@ def node_geometry(node: Any) -> Geometry:
     return geometry_from_ijk_to_ras(_ras_matrix_of_node(node), dims)
 
 
-def volume_to_array(node: Any) -> np.ndarray:
-    """Copy of the voxel array in (K, J, I) order."""
+def volume_to_array(node: Any, copy: bool = True) -> np.ndarray:
+    """Copy of the voxel array in (K, J, I) order (``copy=False``: a view of the node's memory)."""
     import slicer
 
     if node is None or not node.IsA("vtkMRMLScalarVolumeNode"):
@@ -116,14 +116,17 @@ def volume_to_array(node: Any) -> np.ndarray:
         raise InputError(f"volume '{node.GetName()}'", "has no image data")
     if node.GetImageData().GetNumberOfScalarComponents() != 1:
         raise InputError(f"volume '{node.GetName()}'", "is not a single-component scalar volume")
-    return np.array(slicer.util.arrayFromVolume(node), copy=True)
+    view = slicer.util.arrayFromVolume(node)
+    return np.array(view, copy=True) if copy else view
 
 
 def volume_to_sitk(node: Any) -> sitk.Image:
-    """SimpleITK image with the node's voxels at the same physical positions."""
-    array = volume_to_array(node)
+    """SimpleITK image with the node's voxels at the same physical positions (one copy of the voxels)."""
+    import slicer
+
+    volume_to_array(node, copy=False)  # checks the node
     geometry = node_geometry(node)
-    image = sitk.GetImageFromArray(array)
+    image = sitk.GetImageFromArray(slicer.util.arrayFromVolume(node))  # GetImageFromArray copies
     apply_geometry(image, geometry)
     return image
 
@@ -236,23 +239,22 @@ def resample_like(image: sitk.Image, reference: sitk.Image, labelmap: bool = Fal
     return sitk.Resample(image, reference, sitk.Transform(), interpolator, 0.0, image.GetPixelID())
 
 
-def physical_bounds(image: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
-    """Axis-aligned LPS bounding box of the voxel centres."""
-    size = image.GetSize()
-    corners = [
-        image.TransformContinuousIndexToPhysicalPoint((i, j, k))
-        for i in (0, size[0] - 1)
-        for j in (0, size[1] - 1)
-        for k in (0, size[2] - 1)
-    ]
-    pts = np.array(corners)
+def physical_bounds(image: sitk.Image | Geometry) -> tuple[np.ndarray, np.ndarray]:
+    """Axis-aligned LPS bounding box of the voxel centres (of an image or a bare grid)."""
+    geometry = image if isinstance(image, Geometry) else Geometry.from_image(image)
+    size = geometry.size
+    corners = np.array([[i, j, k, 1.0] for i in (0, size[0] - 1) for j in (0, size[1] - 1) for k in (0, size[2] - 1)])
+    pts = (geometry.ijk_to_lps() @ corners.T).T[:, :3]
     return pts.min(axis=0), pts.max(axis=0)
 
 
-def images_overlap(a: sitk.Image, b: sitk.Image) -> bool:
-    """True when the physical bounding boxes of two images intersect."""
+def images_overlap(a: sitk.Image | Geometry, b: sitk.Image | Geometry) -> bool:
+    """True when the physical bounding boxes of two images (or grids) intersect.
+
+    Grids are enough: a volume node's ``node_geometry`` is checked without copying its voxels.
+    """
     amin, amax = physical_bounds(a)
     bmin, bmax = physical_bounds(b)
-    pad_a = np.array(a.GetSpacing()).max() / 2
-    pad_b = np.array(b.GetSpacing()).max() / 2
+    pad_a = max(a.spacing if isinstance(a, Geometry) else a.GetSpacing()) / 2
+    pad_b = max(b.spacing if isinstance(b, Geometry) else b.GetSpacing()) / 2
     return bool(np.all(amin - pad_a <= bmax + pad_b) and np.all(bmin - pad_b <= amax + pad_a))

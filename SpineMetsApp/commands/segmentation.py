@@ -91,7 +91,11 @@ def _cmd_segment(args: argparse.Namespace) -> int:
             raise InputError("--method unet", "takes no --seed-ras, --roi-ras or --param")
 
     logic = LesionSegmentationLogic()
-    nodes = logic.loadSequences(images)
+    if args.method == "regiongrow":
+        nodes = logic.loadSequences(images)
+    else:
+        # The network needs no volume nodes: each input is held once, as a SimpleITK image.
+        unet_images = {name: dataio.read_image(path) for name, path in images.items()}
     existing = dataio.read_segmentation(out) if out.exists() else None
     if args.method == "regiongrow":
         results = [
@@ -111,8 +115,8 @@ def _cmd_segment(args: argparse.Namespace) -> int:
 
         update, close = console_progress("unet")
         try:
-            results = logic.segmentWithUNet(
-                nodes, args.model, segmentationNode=existing, replaceExisting=args.replace, forceCpu=args.force_cpu, progress=update
+            results = logic.segmentImagesWithUNet(
+                unet_images, args.model, segmentationNode=existing, replaceExisting=args.replace, forceCpu=args.force_cpu, progress=update
             )
         finally:
             close()

@@ -74,15 +74,15 @@ class LesionSegmentationLogic:
         if not paths:
             raise InputError("sequences", "no image given")
         nodes: dict[str, Any] = {}
-        reference: sitk.Image | None = None
+        reference: volumes.Geometry | None = None
         try:
             for name, path in paths.items():
                 node = dataio.read_volume(path, name=name)
                 nodes[name] = node
-                image = volumes.volume_to_sitk(node)
+                grid = volumes.node_geometry(node)  # the grid is enough: no copy of the voxels
                 if reference is None:
-                    reference = image
-                elif not volumes.images_overlap(image, reference):
+                    reference = grid
+                elif not volumes.images_overlap(grid, reference):
                     raise GeometryError(f"sequence '{name}' ({path})", f"does not overlap sequence '{next(iter(paths))}'")
         except Exception:
             for node in nodes.values():
@@ -196,21 +196,42 @@ class LesionSegmentationLogic:
         compared case-insensitively); sequences the model does not use are
         ignored. One segment per model label, named and coloured from the card.
         """
-        from .unet import load_model_package, segment_images
+        from .unet import load_model_package
 
         package = load_model_package(model) if isinstance(model, (str, os.PathLike)) else model
         nodes = self._namedVolumes(volumeNodes)
         chosen = match_sequences(package.input_sequences, list(nodes), f"model '{getattr(package, 'source', model)}'")
         images = {seq: volumes.volume_to_sitk(nodes[given]) for seq, given in chosen.items()}
-        labelmap = segment_images(images, package, force_cpu=forceCpu, progress=progress)
+        reference_node = nodes[chosen[package.input_sequences[0]]]
+        return self.segmentImagesWithUNet(images, package, segmentationNode, replaceExisting, forceCpu, progress, reference_node)
+
+    def segmentImagesWithUNet(
+        self,
+        images: Mapping[str, sitk.Image],
+        model: Any,
+        segmentationNode: Any | None = None,
+        replaceExisting: bool = False,
+        forceCpu: bool = False,
+        progress: ProgressCallback | None = None,
+        referenceVolume: Any | None = None,
+    ) -> list[SegmentResult]:
+        """As :meth:`segmentWithUNet` on SimpleITK images (sequence name -> image), e.g. read from files.
+
+        No volume node is needed, so a headless run holds each input's voxels
+        once; the new segmentation node takes the first model sequence's grid.
+        """
+        from .unet import load_model_package, segment_images
+
+        package = load_model_package(model) if isinstance(model, (str, os.PathLike)) else model
+        chosen = match_sequences(package.input_sequences, list(images), f"model '{getattr(package, 'source', model)}'")
+        labelmap = segment_images({seq: images[given] for seq, given in chosen.items()}, package, force_cpu=forceCpu, progress=progress)
         specs = [
             segmentations.SegmentSpec(int(label["value"]), str(label["name"]), _unit_color(label.get("color")))
             for label in package.labels
         ]
-        reference_node = nodes[chosen[package.input_sequences[0]]]
-        ids = self._addSegments(labelmap, specs, reference_node, segmentationNode, replaceExisting)
+        ids = self._addSegments(labelmap, specs, referenceVolume, segmentationNode, replaceExisting)
         voxel_ml = volumes.voxel_volume_ml(labelmap)
-        counts = np.bincount(sitk.GetArrayViewFromImage(labelmap).ravel().astype(np.int64), minlength=256)
+        counts = np.bincount(sitk.GetArrayViewFromImage(labelmap).ravel(), minlength=256)
         results = []
         for spec in specs:
             node, sid = ids[spec.label]
@@ -339,14 +360,14 @@ class LesionSegmentationLogic:
         self,
         labelmap: sitk.Image,
         specs: Sequence[segmentations.SegmentSpec],
-        referenceVolume: Any,
+        referenceVolume: Any | None,
         segmentationNode: Any | None,
         replaceExisting: bool,
     ) -> dict[int, tuple[Any, str]]:
         """Add one segment per spec; replaced segments are removed only after the import worked."""
         created = segmentationNode is None
         node = segmentationNode or segmentations.new_segmentation_node("Lesions", referenceVolume)
-        if not created and node.GetNodeReference(node.GetReferenceImageGeometryReferenceRole()) is None and (
+        if not created and referenceVolume is not None and node.GetNodeReference(node.GetReferenceImageGeometryReferenceRole()) is None and (
             node.GetSegmentation().GetNumberOfSegments() == 0
         ):
             node.SetReferenceImageGeometryParameterFromVolumeNode(referenceVolume)

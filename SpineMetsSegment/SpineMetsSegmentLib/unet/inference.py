@@ -141,6 +141,12 @@ def _argmax(scores: np.ndarray) -> np.ndarray:
     return np.argmax(scores, axis=0).astype(np.uint8)
 
 
+def _resample_channel(channel: np.ndarray, working: Geometry, reference: sitk.Image) -> sitk.Image:
+    """One (K, J, I) score channel resampled linearly onto ``reference``'s grid (outside: 0)."""
+    img = geometry_image(channel.astype(np.float32, copy=False), working)
+    return sitk.Resample(img, reference, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+
+
 def scores_to_labelmap(
     scores: np.ndarray,
     label_values: Sequence[int],
@@ -156,12 +162,14 @@ def scores_to_labelmap(
     """
     lut = np.array([0, *label_values], dtype=np.uint8)
     identity = bool(np.array_equal(lut, np.arange(len(lut))))
-    if resampled:
-        channels = []
-        for c in range(scores.shape[0]):
-            img = geometry_image(scores[c].astype(np.float32, copy=False), working)
-            channels.append(sitk.GetArrayFromImage(sitk.Resample(img, reference, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)))
-        channel = _argmax(np.stack(channels))
+    if resampled and scores.shape[0] == 2:
+        # Interpolated probabilities still sum to 1, so argmax is "foreground > 0.5":
+        # one channel resampled onto the (large) reference grid instead of two.
+        foreground = _resample_channel(scores[1], working, reference)
+        channel = np.greater(sitk.GetArrayViewFromImage(foreground), np.float32(0.5)).view(np.uint8)
+        del foreground
+    elif resampled:
+        channel = _argmax(np.stack([sitk.GetArrayFromImage(_resample_channel(scores[c], working, reference)) for c in range(scores.shape[0])]))
     else:
         channel = _argmax(scores)
     labels_kji = channel if identity else lut[channel]

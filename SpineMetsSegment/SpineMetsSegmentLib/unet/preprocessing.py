@@ -110,13 +110,34 @@ def working_geometry(
 
 def _resample(image: sitk.Image, geometry: Geometry, interpolator: int, pixel: int, antialias: bool) -> sitk.Image:
     if antialias:
-        # Gaussian pre-filter along axes that get coarser, so downsampling does not alias noise.
-        sigma = _antialias_sigma(image, geometry)
-        if any(s > 0 for s in sigma):
-            image = sitk.SmoothingRecursiveGaussian(image, [max(s, 1e-3) for s in sigma])
+        image = antialias_shrink(image, geometry)
     return sitk.Resample(
         image, geometry.size, sitk.Transform(), interpolator, geometry.origin, geometry.spacing, geometry.direction, 0.0, pixel
     )
+
+
+def antialias_shrink(image: sitk.Image, geometry: Geometry) -> sitk.Image:
+    """Low-pass ``image`` for resampling onto the coarser ``geometry``, at the cost of the output grid.
+
+    The anti-alias filter is a Gaussian of sigma = half the target spacing
+    along axes that get coarser (what the demo model was validated with). It
+    is applied in two steps so that no filter runs on the full input grid:
+    block averages of ``floor(target / spacing)`` voxels per axis (BinShrink,
+    one pass; a box of width w is a low-pass of variance w^2 / 12), then a
+    Gaussian of the remaining variance on the shrunk grid. Held-out phantom
+    Dice matches the full-grid Gaussian within 0.005 (test_unet_preprocessing).
+    """
+    sigma = _antialias_sigma(image, geometry)
+    if not any(s > 0 for s in sigma):
+        return image
+    spacing = image.GetSpacing()
+    factors = [max(1, int(2.0 * s / sp + 1e-6)) if s > 0 else 1 for s, sp in zip(sigma, spacing, strict=False)]
+    if any(f > 1 for f in factors):
+        image = sitk.BinShrink(image, factors)
+    variance = [max(0.0, s * s - (f * sp) ** 2 / 12.0) for s, f, sp in zip(sigma, factors, spacing, strict=False)]
+    if any(v > 0 for v in variance):
+        image = sitk.DiscreteGaussian(image, variance, 32, 0.01, True)
+    return image
 
 
 def _antialias_sigma(image: sitk.Image, geometry: Geometry) -> list[float]:
@@ -186,7 +207,9 @@ def prepare_images(
         if not Geometry.from_image(img).same_grid(geometry, tol=1e-3):
             if seq != sequences[0] and not images_overlap(img, reference):
                 raise InputError(f"sequence '{seq}'", f"does not overlap sequence '{sequences[0]}' in physical space")
-            img = _resample(sitk.Cast(img, sitk.sitkFloat32), geometry, sitk.sitkLinear, sitk.sitkFloat32, antialias=True)
+            if img.GetPixelID() != sitk.sitkFloat32:  # block averages of integers would be rounded
+                img = sitk.Cast(img, sitk.sitkFloat32)
+            img = _resample(img, geometry, sitk.sitkLinear, sitk.sitkFloat32, antialias=True)
         normalise(sitk.GetArrayViewFromImage(img), normalisation, out=buffer[c])
     return PreparedCase(buffer, geometry, reference, resampled)
 
