@@ -74,7 +74,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             summary = {"model": str(path), "classes": result.card["classes"],
                        "cv": key_metrics(result.cv_metrics, n), "test": key_metrics(result.test_metrics, n) or None,
                        "synthetic_training_data": result.card["synthetic_training_data"],
-                       "sha256": read_card(path)["model_file"]["sha256"]}
+                       "sha256": read_card(path)["payload"]["sha256"]}
     finally:
         close()
     print(json.dumps(summary, indent=2, default=str))

@@ -83,7 +83,7 @@ class StudyAQualityTest(unittest.TestCase):
         self.assertIn("SYNTHETIC", card["warning"])
         self.assertEqual(card["classifier"]["name"], "lr")
         self.assertIn(card["classifier"]["best_params"]["C"], [0.1, 1.0])
-        self.assertIn("scikit-learn", card["versions"])
+        self.assertIn("scikit-learn", card["library_versions"])
         self.assertEqual(card["seed"], 0)
         pooled = card["cv_metrics"]["pooled_out_of_fold"]
         self.assertAlmostEqual(pooled["top3_accuracy"], self.result.cv_metrics["top3_accuracy"])

@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         "best_epoch": result.best_epoch,
         "train_seconds": round(train_seconds, 1),
         "total_seconds": round(time.perf_counter() - started, 1),
-        "weights_bytes": final.card["weights"]["bytes"],
+        "weights_bytes": final.card["payload"]["bytes"],
         "synthetic_training_data": final.synthetic_training_data,
     }
     print(json.dumps(summary, indent=2))
