@@ -5,7 +5,9 @@ floats), so these tests need neither torch nor scikit-learn; the Lib tests cover
 the real U-Net and skops payloads.
 """
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -28,6 +30,15 @@ from SpineMetsCore.packages import (
     upgrade_package,
     write_package,
 )
+
+
+def run_cli(*argv):
+    from SpineMetsApp.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
 
 
 def safetensors_bytes(values=(1.0, 2.0, 3.0)):
@@ -277,6 +288,18 @@ class PackageFormatTest(unittest.TestCase):
         self.assertFalse(new.legacy)
         self.assertNotIn("legacy_format", new.card)
         self.assertEqual(new.card["created_utc"], "2026-01-01T00:00:00+00:00")
+        # the command the deprecation warning names
+        code, out, err = run_cli("upgrade-model", str(legacy), str(self.tmp / "by_cli"))
+        self.assertEqual(code, 0, err)
+        summary = json.loads(out)
+        self.assertEqual((summary["kind"], summary["format_version"]), ("unet-segmentation", FORMAT_VERSION))
+        self.assertEqual(summary["payload_sha256"], hashlib.sha256(self.weights).hexdigest())
+        self.assertEqual(summary["package_digest"], open_package(self.tmp / "by_cli").digest)
+        code, out, err = run_cli("upgrade-model", str(legacy), str(self.tmp / "by_cli"))
+        self.assertEqual(code, 2)
+        self.assertIn("spinemets upgrade-model: error:", err)
+        self.assertIn("already exists; pass overwrite=True (--overwrite)", err)
+        self.assertNotIn("Traceback", err)
         card["format_version"] = 7
         (legacy / CARD_NAME).write_text(json.dumps(card))
         with self.assertRaisesRegex(ModelPackageError, "format_version 7 is not supported; update SpineMets"):
