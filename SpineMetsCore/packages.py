@@ -3,10 +3,14 @@
 Public API (all a Lib needs; the payload-specific parts stay in the Libs)::
 
     write_package(dest, card, members, *, overwrite=False, verify=None) -> Path
-    open_package(path, *, kind=None) -> Package        # verified: .card, .read_bytes(name), .sha256(name)
+    open_package(path, *, kind=None) -> Package        # verified: .card, .payload_bytes(), .read_bytes(name),
+                                                       #   .sha256(name), .digest, .synthetic_training_data
     read_card(path) -> dict                            # the card only, still checksum-verified
     upgrade_package(src, dest, *, overwrite=False)     # legacy (format_version 1) -> current format
     ModelPackageError                                  # the one error class (a SpineMetsError)
+
+There is no ``member_path``: Libs parse the verified in-memory bytes, so a file
+cannot change between the check and its use, and nothing is extracted from a zip.
 
 A package is a folder, or a ``.zip`` of one, holding
 
@@ -148,7 +152,11 @@ class Package:
 
     def where(self, name: str) -> str:
         """How messages name a member: ``folder/name`` or ``file.zip!name``."""
-        return f"{self.path}/{name}" if self.path.is_dir() else f"{self.path}!{name}"
+        return _where(self.path, name)
+
+
+def _where(package: Path, name: str) -> str:
+    return f"{package}/{name}" if package.is_dir() else f"{package}!{name}"
 
 
 # --------------------------------------------------------------------------------------
@@ -398,17 +406,14 @@ def _parse_checksums(data: bytes, where: str) -> dict[str, str]:
 def _verify(path: Path, raw: Mapping[str, bytes], checksums: Mapping[str, str],
             recorded_in: str = CHECKSUMS_NAME) -> dict[str, bytes]:
     """The members named in ``checksums``, each hashed and compared (the card first)."""
-    def where(name: str) -> str:
-        return f"{path}/{name}" if path.is_dir() else f"{path}!{name}"
-
     verified: dict[str, bytes] = {}
     for name in sorted(checksums, key=lambda n: (n != CARD_NAME, n)):
         if name not in raw:
-            raise ModelPackageError(where(name), f"is listed in {recorded_in} but missing from the package")
+            raise ModelPackageError(_where(path, name), f"is listed in {recorded_in} but missing from the package")
         actual = sha256_bytes(raw[name])
         if actual != checksums[name]:
             edited = "the card was edited" if name == CARD_NAME else "the file was modified"
-            raise ModelPackageError(where(name), f"SHA-256 checksum mismatch ({recorded_in} records "
+            raise ModelPackageError(_where(path, name), f"SHA-256 checksum mismatch ({recorded_in} records "
                                     f"{checksums[name][:12]}..., the file has {actual[:12]}...): {edited} or "
                                     "corrupted after the package was written; refusing to load it")
         verified[name] = raw[name]
@@ -421,15 +426,14 @@ def _verify(path: Path, raw: Mapping[str, bytes], checksums: Mapping[str, str],
 def _open(src: Path) -> Package:
     """Read and verify without announcing anything (the writer re-opens what it wrote)."""
     raw = _read_container(src)
-    card_where = f"{src}/{CARD_NAME}" if src.is_dir() else f"{src}!{CARD_NAME}"
+    card_where = _where(src, CARD_NAME)
     if CHECKSUMS_NAME not in raw:
         card = _parse_json(raw[CARD_NAME], card_where, "model card")
         if isinstance(card, dict) and card.get("format") in _LEGACY:
             return _open_legacy(src, card, raw, card_where)
         raise ModelPackageError(str(src), f"has no {CHECKSUMS_NAME}: its card and members cannot be verified")
     checksums_bytes = raw[CHECKSUMS_NAME]
-    checksums_where = f"{src}/{CHECKSUMS_NAME}" if src.is_dir() else f"{src}!{CHECKSUMS_NAME}"
-    checksums = _parse_checksums(checksums_bytes, checksums_where)
+    checksums = _parse_checksums(checksums_bytes, _where(src, CHECKSUMS_NAME))
     members = _verify(src, raw, checksums)
     card = validate_card(_parse_json(members[CARD_NAME], card_where, "model card"), card_where)
     payload = card["payload"]
@@ -437,7 +441,7 @@ def _open(src: Path) -> Package:
         raise ModelPackageError(card_where, f"payload {payload['file']!r} is not listed in {CHECKSUMS_NAME}")
     if payload["sha256"] != checksums[payload["file"]]:
         raise ModelPackageError(card_where, f"payload SHA-256 differs from {CHECKSUMS_NAME}; refusing to load it")
-    _check_payload_bytes(payload["format"], members[payload["file"]], f"{src}/{payload['file']}" if src.is_dir() else f"{src}!{payload['file']}")
+    _check_payload_bytes(payload["format"], members[payload["file"]], _where(src, payload["file"]))
     return Package(src, card, dict(checksums), sha256_bytes(checksums_bytes), False, members)
 
 
@@ -620,7 +624,7 @@ def _legacy_classifier(card: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
     for key, entry in (("model_file", model), ("background_file", background)):
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not isinstance(entry.get("sha256"), str):
             raise ModelPackageError(CARD_NAME, f"'{key}' must be {{'name': file, 'sha256': hex}}, got {entry!r}")
-    assert isinstance(model, dict) and isinstance(background, dict)
+    model, background = dict(model or {}), dict(background or {})
     drop = ("model_file", "background_file", "format", "format_version", "versions", "warning")
     new = {k: v for k, v in card.items() if k not in drop}
     new.update(kind="sklearn-classifier", library_versions=card.get("versions", {}),
@@ -658,7 +662,6 @@ def _open_legacy(src: Path, card: dict[str, Any], raw: Mapping[str, bytes], wher
     validate_card(new, where)
     members = _verify(src, raw, checksums, recorded_in=CARD_NAME)
     members[CARD_NAME] = raw[CARD_NAME]
-    _check_payload_bytes(payload["format"], members[payload["file"]],
-                         f"{src}/{payload['file']}" if src.is_dir() else f"{src}!{payload['file']}")
+    _check_payload_bytes(payload["format"], members[payload["file"]], _where(src, payload["file"]))
     card_sha = sha256_bytes(raw[CARD_NAME])
     return Package(src, new, {**checksums, CARD_NAME: card_sha}, card_sha, True, members)
