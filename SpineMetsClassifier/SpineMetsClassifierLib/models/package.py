@@ -117,11 +117,6 @@ class ModelPackage:
         return bool(self.card["synthetic_training_data"])
 
     @property
-    def synthetic(self) -> bool:
-        """Alias of :attr:`synthetic_training_data` (the name both package kinds share)."""
-        return self.synthetic_training_data
-
-    @property
     def intended_use(self) -> str:
         return str(self.card["intended_use"])
 
