@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -25,7 +25,9 @@ from SpineMetsCore.progress import ProgressCallback
 from SpineMetsCore.runtime import MRMLRuntime, get_runtime, remove_node_tree, temporary_nodes
 
 from .metrics import SegmentationMetrics, compute_metrics
-from .region_growing import RegionGrowingParameters, grow_region
+
+if TYPE_CHECKING:
+    from .region_growing import RegionGrowingParameters
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +171,8 @@ class LesionSegmentationLogic:
         ``(x0, y0, z0, x1, y1, z1)``. Every input is checked before the
         segmentation node is touched, so a failing call leaves it as it was.
         """
+        from .region_growing import RegionGrowingParameters, grow_region  # scipy: only when growing
+
         if isinstance(parameters, Mapping):
             parameters = RegionGrowingParameters.from_dict(parameters)
         nodes = self._namedVolumes(volumeNodes)

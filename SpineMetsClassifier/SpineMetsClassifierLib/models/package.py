@@ -24,6 +24,7 @@ import functools
 import io
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -31,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import skops.io as sio
 
 from SpineMetsCore import packages as core
 from SpineMetsCore.fileio import sha256_bytes
@@ -40,6 +40,34 @@ from SpineMetsCore.packages import CARD_NAME, ModelPackageError
 from .schema import NA_VALUES, FeatureSchema
 
 logger = logging.getLogger(__name__)
+
+_ARRAY_API_TORCH = "sklearn.externals.array_api_compat.torch"
+
+
+def _import_skops_io() -> Any:
+    """``skops.io`` without importing torch (3 s and hundreds of MB for a scikit-learn model).
+
+    Importing skops.io builds its trusted-type list with scikit-learn's
+    ``all_estimators()``, whose package walk imports every sub-package,
+    including the array-API shim for torch, which imports torch. That shim
+    holds no estimator: while skops is imported it is marked absent (the walk
+    skips packages that fail to import), then unmarked, so code that really
+    uses torch arrays can still import it later.
+    """
+    if "skops.io" in sys.modules or _ARRAY_API_TORCH in sys.modules:
+        import skops.io
+
+        return skops.io
+    sys.modules[_ARRAY_API_TORCH] = None  # type: ignore[assignment]
+    try:
+        import skops.io
+    finally:
+        if sys.modules.get(_ARRAY_API_TORCH, False) is None:
+            del sys.modules[_ARRAY_API_TORCH]
+    return skops.io
+
+
+sio = _import_skops_io()
 
 KIND = "sklearn-classifier"
 MODEL_JSON = CARD_NAME

@@ -221,3 +221,32 @@ class PackageTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class PredictWithoutTorchTest(unittest.TestCase):
+    """``spinemets predict`` loads a scikit-learn package without importing torch (3 s, hundreds of MB)."""
+
+    def test_predict_command_does_not_import_torch(self):
+        import subprocess
+        import sys
+
+        from SpineMetsClassifierLib.models.training import TrainConfig, save_training, train_model
+
+        frame = pd.DataFrame(sample_records(160, seed=13, config=PhantomConfig(primary_bone_fraction=0.0)))
+        result = train_model(frame, TrainConfig(label="site", feature_set="edf", classifier="lr",
+                                                cv_folds=3, inner_folds=2, grid="none", seed=0))
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            save_training(result, tmp / "model")
+            frame[["case_id", *EDF_ITEMS]].iloc[:8].to_csv(tmp / "features.csv", index=False)
+            code = (
+                "import sys\n"
+                "from SpineMetsApp.cli import main\n"
+                f"rc = main(['predict', '--model', {str(tmp / 'model')!r}, '--features', {str(tmp / 'features.csv')!r},"
+                f" '--out', {str(tmp / 'pred.csv')!r}])\n"
+                "print('RC', rc, 'TORCH', sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n"
+            )
+            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy())
+            self.assertIn("RC 0 TORCH []", proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:])
+            predictions = pd.read_csv(tmp / "pred.csv", comment="#")
+            self.assertEqual(len(predictions), 8)

@@ -197,7 +197,7 @@ def segment_images(
     card = pkg.card
     prepared = prepare_images(images, pkg.input_sequences, pkg.spacing, card["normalisation"], card.get("orientation"))
     device = select_device(force_cpu)
-    net = pkg.build_network(device)
+    net = pkg.network(device)  # built once per package and device, reused across cases
     logger.debug("U-Net '%s' on %s; working grid %s (resampled: %s)", pkg.name, device, prepared.working.size, prepared.resampled)
     inference = card.get("inference", {})
     logits = sliding_window_logits(

@@ -97,11 +97,23 @@ class ModelPackage:
     def weights_sha256(self) -> str:
         return str(self.card["payload"]["sha256"])
 
+    _networks: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
     def build_network(self, device: Any = "cpu") -> Any:
-        """The network with these weights, in eval mode on ``device``."""
+        """A new network with these weights, in eval mode on ``device`` (for training or fine-tuning)."""
         net = build_network(self.card["network"], what=self._what())
         load_weights(net, self.state_dict, what=self._what())
         return net.to(device).eval()
+
+    def network(self, device: Any = "cpu") -> Any:
+        """The package's inference network on ``device``, built once and reused for every case.
+
+        Callers must not train or modify it (use :meth:`build_network` for that).
+        """
+        key = str(device)
+        if key not in self._networks:
+            self._networks[key] = self.build_network(device)
+        return self._networks[key]
 
     def _what(self) -> str:
         return f"model package {self.path}"
@@ -148,8 +160,17 @@ def _from_package(package: core.Package) -> ModelPackage:
     except Exception as exc:  # safetensors raises its own error types
         raise ModelPackageError(what, f"cannot be read as safetensors ({exc})") from exc
     pkg = ModelPackage(path=package.path, card=package.card, state_dict=state, digest=package.digest)
-    pkg.build_network()  # raises ModelPackageError on an unknown class or mismatched weights
+    pkg.network("cpu")  # raises ModelPackageError on an unknown class or mismatched weights; kept for inference
     return pkg
+
+
+_CACHE: dict[tuple[str, str], ModelPackage] = {}
+_CACHE_SIZE = 4
+
+
+def clear_package_cache() -> None:
+    """Forget every cached package (tests; or to free the networks' memory)."""
+    _CACHE.clear()
 
 
 def load_model_package(path: str | os.PathLike[str]) -> ModelPackage:
@@ -160,7 +181,16 @@ def load_model_package(path: str | os.PathLike[str]) -> ModelPackage:
     the network is then built and the weights loaded strictly, so a package
     that loads is usable.
     """
-    return _from_package(core.open_package(path, kind=KIND))
+    package = core.open_package(path, kind=KIND)
+    # Every member's checksum was verified above; the same path with the same
+    # package digest is the same model, so its parsed weights and built network
+    # are reused (batch and pipeline runs pay for them once per process).
+    key = (str(Path(package.path).resolve()), package.digest)
+    if key not in _CACHE:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = _from_package(package)
+    return _CACHE[key]
 
 
 def verify_model_package(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -7,7 +7,8 @@ the shrunk grid. Checked on three held-out phantom cases on a fine grid
 (0.575 x 0.575 x 1.75 mm, shrunk 2 x 2 x 2 onto the model's 1.15 x 1.15 x 3.5
 mm): lesion Dice against the phantom's truth within 0.005 of the full-grid
 pipeline's. Also: the one-channel foreground > 0.5 labelmap equals the
-two-channel argmax.
+two-channel argmax, and a package loaded again is reused (weights parsed and
+the network built once per process) until its checksums change.
 """
 
 import unittest
@@ -100,6 +101,28 @@ class AntialiasShrinkTest(unittest.TestCase):
         expected = _argmax(np.stack(channels))
         np.testing.assert_array_equal(sitk.GetArrayViewFromImage(fast), expected)
         self.assertGreater(int(expected.sum()), 1000)
+
+
+class PackageCacheTest(unittest.TestCase):
+    def test_same_package_is_reused_until_it_changes(self):
+        import shutil
+        import tempfile
+        from pathlib import Path
+
+        from SpineMetsSegmentLib.unet import demo_model_path, load_model_package, update_card
+
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = Path(tmp) / "model"
+            shutil.copytree(demo_model_path(), copy)
+            first = load_model_package(copy)
+            again = load_model_package(str(copy) + "/")
+            self.assertIs(again, first)
+            self.assertIs(first.network("cpu"), first.network("cpu"))
+            update_card(copy, {"version": "9.9.9"})
+            changed = load_model_package(copy)
+            self.assertIsNot(changed, first)
+            self.assertEqual(changed.card["version"], "9.9.9")
+            self.assertEqual(first.card["version"], load_model_package(demo_model_path()).card["version"])
 
 
 if __name__ == "__main__":
