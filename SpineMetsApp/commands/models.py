@@ -118,6 +118,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_EXPLAIN_CASES = 200
+
+
 def _cmd_explain(args: argparse.Namespace) -> int:
     from SpineMetsClassifierLib.models.explain import explain, ranking, write_explanations
     from SpineMetsClassifierLib.models.package import load_package
@@ -133,13 +136,17 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         missing = [c for c in cases if c not in set(ids)]
         if missing:
             raise InputError("--case", f"case(s) {missing} not in {args.features}")
-        if args.max_cases is not None and len(frame) > args.max_cases:
+        if args.max_cases is None:
+            # only what was asked: SHAP values and one waterfall per requested case
+            frame = frame[ids.isin(cases)]
+        elif len(frame) > args.max_cases:
             # keep the requested cases in the explained subset
             others = frame[~ids.isin(cases)].sample(n=max(0, args.max_cases - len(cases)), random_state=args.seed)
             frame = frame.loc[sorted(set(frame[ids.isin(cases)].index) | set(others.index))]
-    result = explain(package, frame, max_cases=None if cases else args.max_cases, seed=args.seed,
-                     ignore_extra=args.ignore_extra_columns)
-    written = write_explanations(result, args.out, package, cases=cases)
+    max_cases = None if cases else (args.max_cases or DEFAULT_EXPLAIN_CASES)
+    result = explain(package, frame, max_cases=max_cases, seed=args.seed, ignore_extra=args.ignore_extra_columns)
+    # global figures (summary, beeswarms) describe many cases: drawn when no single case was asked for
+    written = write_explanations(result, args.out, package, cases=cases, global_plots=not cases or args.max_cases is not None)
     print(json.dumps({"explainer": result.explainer, "output": result.output, "cases": len(result.case_ids),
                       "ranking": ranking(result)[:10], "files": {k: str(v) for k, v in written.items()}}, indent=2))
     return 0
@@ -215,7 +222,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--features", required=True, help="features CSV of the cases to explain")
     p.add_argument("--out", required=True, help="output folder (tables and PNG figures)")
     p.add_argument("--case", default=None, help="case id(s) for waterfall figures, comma separated (default: first)")
-    p.add_argument("--max-cases", type=_positive_int, default=200, help="explain at most this many cases (default 200)")
+    p.add_argument("--max-cases", type=_positive_int, default=None,
+                   help=f"explain at most this many cases (default {DEFAULT_EXPLAIN_CASES}; with --case: only those cases "
+                        "unless given, then the summary and beeswarm figures are drawn too)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sha256", default=None, help="refuse the model unless model.skops has this SHA-256")
     p.add_argument("--ignore-extra-columns", action="store_true")

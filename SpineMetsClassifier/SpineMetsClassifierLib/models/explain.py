@@ -355,9 +355,13 @@ def write_explanations(
     package: ModelPackage | None = None,
     cases: Sequence[str] | None = None,
     beeswarm_classes: Sequence[str] | None = None,
+    global_plots: bool = True,
 ) -> dict[str, Path]:
     """Tables and figures: ``shap_global.csv``, ``shap_cases.csv``, ``shap_summary.png``,
-    ``shap_beeswarm_<class>.png`` and ``shap_waterfall_<case>.png`` for ``cases`` (default: the first)."""
+    ``shap_beeswarm_<class>.png`` and ``shap_waterfall_<case>.png`` for ``cases`` (default: the first).
+
+    ``global_plots=False`` draws only the waterfalls (the figures asked for one case; a
+    figure costs ~0.3 s and a beeswarm per class adds up)."""
     out = Path(out_dir)
     prov = provenance(operation="explain", explainer=result.explainer, output=result.output,
                       n_cases=len(result.case_ids),
@@ -371,9 +375,10 @@ def write_explanations(
         per_case.append(t.assign(case_id=cid, predicted=result.predicted[i], base_value=t.attrs["base_value"]))
     cases_table = pd.concat(per_case, ignore_index=True)[["case_id", "predicted", "base_value", "feature", "value", "shap"]]
     written["cases"] = write_table_csv(cases_table, out / "shap_cases.csv", prov)
-    written["summary"] = plot_summary(result, out / "shap_summary.png")
+    if global_plots:
+        written["summary"] = plot_summary(result, out / "shap_summary.png")
     if beeswarm_classes is None:
-        beeswarm_classes = result.classes[-1:] if len(result.classes) == 2 else result.classes
+        beeswarm_classes = (result.classes[-1:] if len(result.classes) == 2 else result.classes) if global_plots else []
     for cls in beeswarm_classes:
         written[f"beeswarm_{cls}"] = plot_beeswarm(result, out / f"shap_beeswarm_{_safe_name(cls)}.png", cls)
     wanted = list(cases) if cases is not None else result.case_ids[:1]

@@ -140,6 +140,19 @@ class ModelCliTest(unittest.TestCase):
         ranking = pd.read_csv(out_dir / "shap_global.csv")
         self.assertEqual(sorted(ranking["feature"]), sorted(EDF_ITEMS))
 
+    def test_explain_one_case_draws_only_its_waterfall(self):
+        out_dir = self.tmp / "shap_one"
+        case = str(self.frame["case_id"].iloc[5])
+        code, out, err = run_cli(["explain", "--model", str(self.model), "--features", str(self.features),
+                                  "--ignore-extra-columns", "--out", str(out_dir), "--case", case])
+        self.assertEqual(code, 0, err)
+        summary = json.loads(out)
+        self.assertEqual(summary["cases"], 1)
+        self.assertEqual(sorted(p.name for p in out_dir.glob("*.png")), [f"shap_waterfall_{case}.png"])
+        per_case = pd.read_csv(out_dir / "shap_cases.csv", comment="#")
+        self.assertEqual(set(per_case["case_id"].astype(str)), {case})
+        self.assertEqual(sorted(per_case["feature"]), sorted(EDF_ITEMS))
+
     def test_single_class_label_refused(self):
         out_dir = self.tmp / "all"
         code, out, err = run_cli(["train", "--features", str(self.features), "--label", "tumour_class",
