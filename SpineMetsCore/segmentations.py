@@ -110,12 +110,23 @@ def labelmap_to_segmentation(
     present = [int(v) for v in np.unique(array) if v != 0]
     specs = _normalise_specs(segments, present)
 
+    full_grid = labelmap
+    if present:
+        # Crop before any copy: segments only cover their labels' box (a lesion is
+        # small next to a 512 x 512 x 40 grid); the reference grid stays the full one.
+        box = _label_box(array)
+        if any(b.stop - b.start < n for b, n in zip(box, array.shape, strict=True)):
+            labelmap = labelmap[box[2], box[1], box[0]]  # SimpleITK slices (i, j, k) and keeps positions
+            array = sitk.GetArrayViewFromImage(labelmap)
     label_node = sitk_to_volume(sitk.Cast(labelmap, sitk.sitkUInt16), name="__spinemets_tmp_label__", labelmap=True)
     try:
         if seg_node is None:
             seg_node = new_segmentation_node(name)
         if seg_node.GetNodeReference(seg_node.GetReferenceImageGeometryReferenceRole()) is None:
-            seg_node.SetReferenceImageGeometryParameterFromVolumeNode(label_node)
+            if full_grid is labelmap:
+                seg_node.SetReferenceImageGeometryParameterFromVolumeNode(label_node)
+            else:
+                _set_reference_geometry(seg_node, full_grid)
         seg = seg_node.GetSegmentation()
 
         # Remap labels to 1..n in spec order so ImportLabelmapToSegmentationNode fills the IDs we made.
@@ -154,6 +165,30 @@ def labelmap_to_segmentation(
         return seg_node, label_to_id
     finally:
         remove_node_tree(label_node)
+
+
+def _label_box(array: np.ndarray) -> tuple[slice, ...]:
+    """(K, J, I) slices of the smallest box holding every non-zero voxel (some must be)."""
+    out = []
+    for axis in range(array.ndim):
+        hits = np.flatnonzero(array.any(axis=tuple(a for a in range(array.ndim) if a != axis)))
+        out.append(slice(int(hits[0]), int(hits[-1]) + 1))
+    return tuple(out)
+
+
+def _set_reference_geometry(seg_node: Any, image: sitk.Image) -> None:
+    """Reference image geometry of ``seg_node`` = ``image``'s grid, without copying its voxels."""
+    import slicer
+    import vtk
+
+    ijk_to_ras = Geometry.from_image(image).ijk_to_ras()
+    matrix = vtk.vtkMatrix4x4()
+    for r in range(4):
+        for c in range(4):
+            matrix.SetElement(r, c, float(ijk_to_ras[r, c]))
+    size = image.GetSize()
+    geometry = slicer.vtkSegmentationConverter.SerializeImageGeometry(matrix, [0, size[0] - 1, 0, size[1] - 1, 0, size[2] - 1])
+    seg_node.GetSegmentation().SetConversionParameter(slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName(), geometry)
 
 
 def _normalise_specs(
