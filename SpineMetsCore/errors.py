@@ -26,3 +26,11 @@ class GeometryError(InputError):
 
 class UnsupportedFormatError(InputError):
     """A file extension that no reader or writer handles."""
+
+
+class CorruptFileError(InputError):
+    """A file that exists but is truncated, damaged or not what its extension says."""
+
+
+class ImageQualityError(InputError):
+    """An image or mask that reads fine but cannot give a meaningful result (NaN, blank, empty mask)."""

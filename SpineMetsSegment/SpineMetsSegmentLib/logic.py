@@ -21,6 +21,7 @@ import SimpleITK as sitk
 from SpineMetsCore import dataio, segmentations, volumes
 from SpineMetsCore.errors import GeometryError, InputError
 from SpineMetsCore.manifest import CaseRow
+from SpineMetsCore.qc import QCFlag, validate_image
 from SpineMetsCore.runtime import MRMLRuntime, get_runtime
 
 from .metrics import SegmentationMetrics, compute_metrics
@@ -58,6 +59,20 @@ class LoadedCase:
     segment_ids: dict[int, str] = field(default_factory=dict)
 
 
+def _check_images(images: Mapping[str, sitk.Image], nodes: Mapping[str, Any]) -> list[QCFlag]:
+    """Refuse blank, 2-D or NaN images before a method turns them into a "lesion"; log the warnings."""
+    flags: list[QCFlag] = []
+    for name, image in images.items():
+        storage = nodes[name].GetStorageNode() if nodes.get(name) is not None else None
+        path = storage.GetFileName() if storage is not None and storage.GetFileName() else None
+        subject = path or f"volume '{nodes[name].GetName()}'"
+        found = validate_image(image, role="image", sequence=name, path=subject)
+        for flag in found:
+            logger.warning("%s", flag)
+        flags += found
+    return flags
+
+
 class SpineMetsSegmentLogic:
     """Lesion segmentation logic working on MRML volume and segmentation nodes."""
 
@@ -76,9 +91,10 @@ class SpineMetsSegmentLogic:
         reference: sitk.Image | None = None
         try:
             for name, path in paths.items():
-                node = dataio.read_volume(path, name=name)
+                node = dataio.read_volume(path, name=name, sequence=name)
                 nodes[name] = node
                 image = volumes.volume_to_sitk(node)
+                validate_image(image, role="image", sequence=name, path=path)  # errors now; warnings when used
                 if reference is None:
                     reference = image
                 elif not volumes.images_overlap(image, reference):
@@ -169,6 +185,7 @@ class SpineMetsSegmentLogic:
             parameters = RegionGrowingParameters.from_dict(parameters)
         nodes = self._namedVolumes(volumeNodes)
         images = {name: volumes.volume_to_sitk(node) for name, node in nodes.items()}
+        _check_images(images, nodes)
         result = grow_region(images, seeds, roi, parameters, referenceSequence)
         reference_node = nodes[result.reference_sequence]
         ids = self._addSegments(
@@ -198,6 +215,7 @@ class SpineMetsSegmentLogic:
         nodes = self._namedVolumes(volumeNodes)
         chosen = match_sequences(package.input_sequences, list(nodes), f"model '{getattr(package, 'source', model)}'")
         images = {seq: volumes.volume_to_sitk(nodes[given]) for seq, given in chosen.items()}
+        _check_images(images, {seq: nodes[given] for seq, given in chosen.items()})
         labelmap = segment_images(images, package, force_cpu=forceCpu, progress=progress)
         specs = [
             segmentations.SegmentSpec(int(label["value"]), str(label["name"]), _unit_color(label.get("color")))

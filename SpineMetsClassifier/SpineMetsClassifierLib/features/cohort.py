@@ -37,6 +37,7 @@ from typing import Any
 
 from SpineMetsCore.errors import InputError, SpineMetsError
 from SpineMetsCore.fileio import write_text_atomic
+from SpineMetsCore.manifest import DEFAULT_OPTIONAL_SEQUENCES
 
 from .case import CaseSettings, extract_case, read_case_images
 from .provenance import file_sha256
@@ -45,7 +46,7 @@ from .resources import EDF_SCHEMA
 
 logger = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 """Bumped when a code change alters feature values, so old cache entries are not reused."""
 RESERVED_PREFIXES = ("q_", "seg_", "prov_", "shape_", "shape2D_")
 NAMING = (
@@ -131,7 +132,8 @@ def run_case(task: CaseTask, params_sha256: str = "") -> dict[str, Any]:
                 dict(task.images), task.mask, task.anatomy, task.settings.sequences, f"case '{task.case_id}'"
             )
             extractor = _extractor(task.settings, params_sha256) if task.settings.radiomics else None
-            row = extract_case(images, labelmap, anatomy, task.settings, extractor, f"case '{task.case_id}'")
+            sources = {**dict(task.images), "mask": task.mask or "", "anatomy": task.anatomy or ""}
+            row = extract_case(images, labelmap, anatomy, task.settings, extractor, f"case '{task.case_id}'", sources)
     except SpineMetsError as exc:
         error = str(exc)
     except Exception as exc:  # noqa: BLE001 - one broken case must not stop a cohort
@@ -218,7 +220,7 @@ def _validated_values(rows: Sequence[Any], manifest: Path, edf_csv: Path | None,
             record.update({k: v for k, v in edf_rows.get(record["case_id"], {}).items() if k != "case_id"})
     for record in values:
         record.pop("case_id", None)
-        clash = [c for c in record if c == "error" or str(c).startswith(RESERVED_PREFIXES)]
+        clash = [c for c in record if c in ("error", "qc_flags") or str(c).startswith(RESERVED_PREFIXES)]
         if clash:
             raise InputError(str(manifest), f"column(s) {clash} clash with feature column names; rename them")
     return values
@@ -232,15 +234,20 @@ def extract_cohort(
     edf_csv: str | os.PathLike[str] | None = None,
     edf_schema: str | os.PathLike[str] | None = None,
     progress: ProgressCallback | None = None,
+    optional_sequences: Sequence[str] = DEFAULT_OPTIONAL_SEQUENCES,
 ) -> CohortResult:
     """Every feature of every manifest case in one DataFrame (see the module docstring).
+
+    Without ``settings.sequences`` every known sequence must be in the manifest
+    except ``optional_sequences`` (default T1CE): a manifest that lacks T1 is an
+    error rather than a table without T1 features.
 
     ``cache_dir`` None disables the cache. ``progress(done, total)`` is called as
     cases finish (cached ones first).
     """
     import pandas as pd
 
-    from SpineMetsCore.manifest import read_manifest
+    from SpineMetsCore.manifest import KNOWN_SEQUENCES, read_manifest
     from SpineMetsCore.tables import provenance
 
     manifest_path = Path(manifest)
@@ -248,7 +255,10 @@ def extract_cohort(
         raise InputError("workers", f"must be a positive integer, got {workers!r}")
     settings = settings or CaseSettings()
     settings = replace(settings, anatomy_labels=tuple(sorted(settings.labels().items())))
-    rows = read_manifest(manifest_path, check_files=False)
+    if settings.sequences:
+        rows = read_manifest(manifest_path, tuple(settings.sequences), check_files=False, optional_sequences=KNOWN_SEQUENCES)
+    else:
+        rows = read_manifest(manifest_path, check_files=False, optional_sequences=optional_sequences)
     if rows and all(row.mask is None for row in rows):
         raise InputError(str(manifest_path), "has no lesion masks (column 'mask'); features are measured inside a lesion")
     values = _validated_values(rows, manifest_path, Path(edf_csv) if edf_csv else None, Path(edf_schema) if edf_schema else None)
@@ -296,7 +306,9 @@ def extract_cohort(
         outcome = results[row.case_id]
         if outcome["error"]:
             failed[row.case_id] = outcome["error"]
-        records.append({"case_id": row.case_id, "error": outcome["error"], **record_values, **outcome["row"]})
+        features = dict(outcome["row"])
+        qc_flags = features.pop("qc_flags", "")
+        records.append({"case_id": row.case_id, "error": outcome["error"], "qc_flags": qc_flags, **record_values, **features})
     frame = pd.DataFrame.from_records(records)
     passthrough = {c for record in values for c in record}
     for column in passthrough:
