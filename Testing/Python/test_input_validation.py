@@ -89,7 +89,7 @@ class ReaderIntegrityTest(unittest.TestCase):
         bad = self.truncated(self.write("n.mha", compress=True))
         code = ("from SpineMetsCore import dataio\n"
                 "for f in (dataio.read_image, dataio.read_volume):\n"
-                "    try:\n        f(%r)\n    except Exception as e:\n        print(type(e).__name__)\n" % str(bad))
+                f"    try:\n        f({str(bad)!r})\n    except Exception as e:\n        print(type(e).__name__)\n")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
         self.assertEqual(done.stdout.split(), ["CorruptFileError", "CorruptFileError"])

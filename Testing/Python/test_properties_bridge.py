@@ -62,7 +62,7 @@ class BridgeGeometryProperties(unittest.TestCase):
         from SpineMetsCore.volumes import Geometry, ras_to_ijk
 
         image = make_image(size, spacing, origin, euler, left_handed)
-        index = tuple(f * (n - 1) for f, n in zip(fraction, size))
+        index = tuple(f * (n - 1) for f, n in zip(fraction, size, strict=False))
         lps = np.array(image.TransformContinuousIndexToPhysicalPoint(index))
         ras = lps * np.array([-1.0, -1.0, 1.0])
         geometry = Geometry.from_image(image)

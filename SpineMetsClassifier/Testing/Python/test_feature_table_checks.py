@@ -42,6 +42,7 @@ class FeatureTableChecksTest(unittest.TestCase):
 
     def test_every_row_failed_is_an_error(self):
         from SpineMetsClassifierLib.models.schema import exclude_failed_rows
+
         from SpineMetsCore.errors import InputError
 
         frame = table(6)
