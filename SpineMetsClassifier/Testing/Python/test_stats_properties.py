@@ -41,7 +41,7 @@ class StatsProperties(unittest.TestCase):
     @SETTINGS
     @given(labelled_scores(), st.sampled_from(sorted(MONOTONE)))
     def test_auc_invariant_under_increasing_transforms(self, data, name):
-        from SpineMetsClassifierLib.stats import delong_auc, roc_auc
+        from SpineMetsCore.stats import delong_auc, roc_auc
 
         y, s = data
         t = MONOTONE[name](s)
@@ -57,7 +57,7 @@ class StatsProperties(unittest.TestCase):
     @SETTINGS
     @given(labelled_scores(n_models=2))
     def test_delong_swap_models_is_antisymmetric(self, data):
-        from SpineMetsClassifierLib.stats import delong_roc_test
+        from SpineMetsCore.stats import delong_roc_test
 
         y, s1, s2 = data
         with warnings.catch_warnings():
@@ -76,7 +76,7 @@ class StatsProperties(unittest.TestCase):
     @SETTINGS
     @given(labelled_scores(), st.integers(0, 2**31 - 1))
     def test_bootstrap_is_reproducible_with_a_seed(self, data, seed):
-        from SpineMetsClassifierLib.stats import bootstrap_metric, stratified_bootstrap_indices
+        from SpineMetsCore.stats import bootstrap_metric, stratified_bootstrap_indices
 
         y, s = data
         a = bootstrap_metric(y, s, "auc", n_boot=60, seed=seed)
