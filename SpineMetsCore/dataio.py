@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import logging
 import os
+import re
 import struct
 import time
 import zlib
@@ -126,10 +127,7 @@ def read_volume(
                 ok = 0
         image_data = node.GetImageData()
         if not ok or image_data is None:
-            reason = native.reason()
-            raise CorruptFileError(
-                what, "cannot be read as a volume" + (f" ({reason})" if reason else "") + f"; check that it is a complete {ext} image file"
-            )
+            _explain_unreadable(p, sequence, native.reason(), ext)
         native.log_warnings(what)
         dims = image_data.GetDimensions()
         components = image_data.GetNumberOfScalarComponents()
@@ -153,6 +151,15 @@ def read_volume(
     node.CreateDefaultDisplayNodes()
     logger.debug("read %s into node %s", p, node.GetID())
     return node
+
+
+def _explain_unreadable(p: Path, sequence: str | None, reason: str, ext: str) -> None:
+    """Raise the clearest error for a file MRML could not read: SimpleITK's checks usually name the cause."""
+    read_image(p, sequence=sequence)  # raises for damaged, 2-D, vector or NaN images
+    reason = re.sub(r"^\w+: \w+::\w+: ", "", reason)
+    raise CorruptFileError(
+        _label(p, sequence), "cannot be read as a volume" + (f" ({reason})" if reason else "") + f"; check that it is a complete {ext} image file"
+    )
 
 
 def _stem(p: Path) -> str:

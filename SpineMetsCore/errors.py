@@ -34,3 +34,12 @@ class CorruptFileError(InputError):
 
 class ImageQualityError(InputError):
     """An image or mask that reads fine but cannot give a meaningful result (NaN, blank, empty mask)."""
+
+
+class OutputError(SpineMetsError):
+    """An output that cannot or must not be written (exists without --overwrite, not writable)."""
+
+    def __init__(self, what: str, problem: str) -> None:
+        self.what = what
+        self.problem = problem
+        super().__init__(f"{what}: {problem}")

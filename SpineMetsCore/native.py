@@ -71,11 +71,12 @@ def _in_desktop_slicer() -> bool:
 
 def _observe_output_window() -> list[tuple[object, int]]:
     """Observers on VTK's output window that feed the active collector (or logging)."""
-    import vtk
+    from vtkmodules.util.misc import calldata_type
+    from vtkmodules.vtkCommonCore import VTK_STRING, vtkCommand, vtkOutputWindow
 
-    window = vtk.vtkOutputWindow.GetInstance()
+    window = vtkOutputWindow.GetInstance()
 
-    @vtk.calldata_type(vtk.VTK_STRING)
+    @calldata_type(VTK_STRING)
     def on_error(_caller: object, _event: str, text: str) -> None:
         message = clean_message(text or "")
         if _active:
@@ -83,7 +84,7 @@ def _observe_output_window() -> list[tuple[object, int]]:
         elif _routing_installed:
             logger.error("%s", message)
 
-    @vtk.calldata_type(vtk.VTK_STRING)
+    @calldata_type(VTK_STRING)
     def on_warning(_caller: object, _event: str, text: str) -> None:
         message = clean_message(text or "")
         if _active:
@@ -92,8 +93,8 @@ def _observe_output_window() -> list[tuple[object, int]]:
             logger.warning("%s", message)
 
     return [
-        (window, window.AddObserver(vtk.vtkCommand.ErrorEvent, on_error)),
-        (window, window.AddObserver(vtk.vtkCommand.WarningEvent, on_warning)),
+        (window, window.AddObserver(vtkCommand.ErrorEvent, on_error)),
+        (window, window.AddObserver(vtkCommand.WarningEvent, on_warning)),
     ]
 
 
@@ -105,10 +106,10 @@ def route_vtk_messages_to_logging() -> None:
     global _routing_installed
     if _routing_installed or _in_desktop_slicer():
         return
-    import vtk
+    from vtkmodules.vtkCommonCore import vtkLogger, vtkOutputWindow
 
-    vtk.vtkLogger.SetStderrVerbosity(vtk.vtkLogger.VERBOSITY_OFF)
-    vtk.vtkOutputWindow.GetInstance().SetDisplayModeToNever()
+    vtkLogger.SetStderrVerbosity(vtkLogger.VERBOSITY_OFF)
+    vtkOutputWindow.GetInstance().SetDisplayModeToNever()
     _observe_output_window()
     _routing_installed = True
 
@@ -140,15 +141,15 @@ def captured_native_messages() -> Iterator[NativeMessages]:
     Headless, the messages are not printed (the caller turns them into an error or a
     log record); inside desktop Slicer they also reach Slicer's error log as usual.
     """
-    import vtk
+    from vtkmodules.vtkCommonCore import vtkLogger, vtkOutputWindow
 
     messages = NativeMessages()
     observers = [] if _routing_installed else _observe_output_window()
     quiet = not _in_desktop_slicer() and not _routing_installed
-    window = vtk.vtkOutputWindow.GetInstance()
+    window = vtkOutputWindow.GetInstance()
     mode = window.GetDisplayMode()
     if quiet:
-        vtk.vtkLogger.SetStderrVerbosity(vtk.vtkLogger.VERBOSITY_OFF)
+        vtkLogger.SetStderrVerbosity(vtkLogger.VERBOSITY_OFF)
         window.SetDisplayModeToNever()
     _active.append(messages)
     try:
@@ -165,5 +166,5 @@ def captured_native_messages() -> Iterator[NativeMessages]:
         for caller, tag in observers:
             caller.RemoveObserver(tag)
         if quiet:
-            vtk.vtkLogger.SetStderrVerbosity(vtk.vtkLogger.VERBOSITY_INFO)
+            vtkLogger.SetStderrVerbosity(vtkLogger.VERBOSITY_INFO)
             window.SetDisplayMode(mode)

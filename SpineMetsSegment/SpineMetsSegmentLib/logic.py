@@ -22,7 +22,7 @@ from SpineMetsCore import dataio, segmentations, volumes
 from SpineMetsCore.errors import GeometryError, InputError
 from SpineMetsCore.manifest import CaseRow
 from SpineMetsCore.qc import QCFlag, validate_image
-from SpineMetsCore.runtime import MRMLRuntime, get_runtime
+from SpineMetsCore.runtime import MRMLRuntime, get_runtime, remove_node_tree
 
 from .metrics import SegmentationMetrics, compute_metrics
 from .region_growing import RegionGrowingParameters, grow_region
@@ -101,7 +101,7 @@ class LesionSegmentationLogic:
                     raise GeometryError(f"sequence '{name}' ({path})", f"does not overlap sequence '{next(iter(paths))}'")
         except Exception:
             for node in nodes.values():
-                self.scene.RemoveNode(node)
+                remove_node_tree(node)  # with its display and storage nodes: the scene is as before
             raise
         return nodes
 

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from SpineMetsCore.errors import InputError, SpineMetsError
-from SpineMetsCore.fileio import write_text_atomic
+from SpineMetsCore.fileio import remove_part_files, write_text_atomic
 from SpineMetsCore.manifest import DEFAULT_OPTIONAL_SEQUENCES
 
 from .case import CaseSettings, extract_case, read_case_images
@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 2
 """Bumped when a code change alters feature values, so old cache entries are not reused."""
+CACHE_PART_PATTERN = ".*.part.json"
+"""Temporaries of atomic cache writes (see :func:`SpineMetsCore.fileio.atomic_path`)."""
 RESERVED_PREFIXES = ("q_", "seg_", "prov_", "shape_", "shape2D_")
 NAMING = (
     "<sequence>_<imageType>_<class>_<feature> (e.g. T1_original_firstorder_Mean); "
@@ -113,11 +115,15 @@ def quiet_radiomics() -> Iterator[None]:
             lg.setLevel(level)
 
 
-def _init_worker() -> None:
+def _init_worker(parent_pid: int | None = None) -> None:
     """One ITK thread per worker: the workers already share the cores, and it keeps
-    sums deterministic (see :func:`.radiomics_features.single_threaded_itk`)."""
+    sums deterministic (see :func:`.radiomics_features.single_threaded_itk`).
+    The worker dies with its parent (no orphans after a SIGKILL of the command)."""
     import SimpleITK as sitk
 
+    from SpineMetsCore.processes import die_with_parent
+
+    die_with_parent(parent_pid)
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
 
 
@@ -273,6 +279,9 @@ def extract_cohort(
     cache = Path(cache_dir) if cache_dir is not None else None
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
+        stale = remove_part_files(cache, CACHE_PART_PATTERN)  # a killed run's half-written entries
+        if stale:
+            logger.info("removed %d unfinished cache file(s) of an interrupted run from %s", stale, cache)
 
     results: dict[str, dict[str, Any]] = {}
     tasks: list[CaseTask] = []
@@ -294,11 +303,17 @@ def extract_cohort(
     done = len(cached)
     if progress is not None:
         progress(done, total)
-    for outcome in _run(tasks, params_sha256, workers):
-        results[outcome["case_id"]] = outcome
-        done += 1
-        if progress is not None:
-            progress(done, total)
+    if cached and tasks:
+        logger.info("resuming: %d case(s) from the cache in %s, %d to compute", len(cached), cache, len(tasks))
+    try:
+        for outcome in _run(tasks, params_sha256, workers):
+            results[outcome["case_id"]] = outcome
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    finally:
+        if cache is not None:
+            remove_part_files(cache, CACHE_PART_PATTERN)  # a worker that died mid-write
 
     records = []
     failed: dict[str, str] = {}
@@ -368,7 +383,8 @@ def _run(tasks: Sequence[CaseTask], params_sha256: str, workers: int) -> Iterato
         for task in tasks:
             yield run_case(task, params_sha256)
         return
-    executor = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=_process_context(), initializer=_init_worker)
+    executor = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=_process_context(),
+                                   initializer=_init_worker, initargs=(os.getpid(),))
     pending: dict[Future, CaseTask] = {}
     try:
         # Largest masks first (a proxy for the slowest cases), so no long case is left for the end.
