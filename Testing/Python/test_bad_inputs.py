@@ -19,8 +19,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 _spec = importlib.util.spec_from_file_location("badinputs", HERE / "badinputs.py")
-badinputs = importlib.util.module_from_spec(_spec)
-sys.modules["badinputs"] = badinputs
+badinputs = sys.modules.setdefault("badinputs", importlib.util.module_from_spec(_spec))
 _spec.loader.exec_module(badinputs)
 Invocation = badinputs.Invocation
 
