@@ -11,7 +11,10 @@
   computes only the rest; a changed input or setting changes the key and the case
   is recomputed. Failed cases are never cached.
 * Errors: a case that fails gets its message in the ``error`` column (feature
-  columns empty); the other cases complete.
+  columns empty); the other cases complete. Quality warnings about a case's
+  inputs (:mod:`SpineMetsCore.qc`) go into the ``qc_flags`` column.
+* Workers die with the parent process (no orphans after a SIGKILL); temporaries
+  of interrupted cache writes are removed on start and on exit.
 * Outputs (CSV and ``<stem>.provenance.json``) are written atomically, only after
   every case has been processed.
 """

@@ -186,6 +186,10 @@ def segment_images(
     """
     import torch
 
+    from SpineMetsCore.qc import validate_image
+
+    for sequence, image in images.items():  # a 2-D or blank image: a clear error before ITK's filters
+        validate_image(image, role="image", sequence=sequence)
     card = pkg.card
     prepared = prepare_images(images, pkg.input_sequences, pkg.spacing, card["normalisation"], card.get("orientation"))
     device = select_device(force_cpu)
