@@ -83,12 +83,14 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def stale_parts(target: str | os.PathLike[str]) -> list[Path]:
-    """Leftovers of interrupted atomic writes of ``target``: ``.<name>.*.part*`` files/folders and ``.<name>.old``."""
+    """Leftovers of interrupted atomic writes of ``target``: ``.<name>.*.part*`` files/folders,
+    ``.<name>.tmp-*`` staging folders (:func:`atomic_merge_dir`) and ``.<name>.old``."""
     target = Path(target)
     folder = target.parent
     if not folder.is_dir():
         return []
-    found = [p for p in folder.glob(f".{glob_escape(target.name)}.*") if ".part" in p.name[len(target.name) + 1:]]
+    found = [p for p in folder.glob(f".{glob_escape(target.name)}.*")
+             if ".part" in p.name[len(target.name) + 1:] or p.name[len(target.name) + 2:].startswith("tmp-")]
     old = folder / f".{target.name}.old"
     if old.exists():
         found.append(old)
@@ -182,6 +184,39 @@ def prepare_output(
         logger.info("%s is read-only; it will be replaced (--overwrite)", target)
     remove_stale_parts(target)
     return target
+
+
+@contextlib.contextmanager
+def atomic_merge_dir(target: str | os.PathLike[str], last: tuple[str, ...] = ()) -> Iterator[Path]:
+    """Yield a staging directory whose files are published into ``target`` when the block succeeds.
+
+    Unlike :func:`atomic_dir` (which replaces the whole folder), an existing ``target`` keeps
+    files the new run does not produce: each staged file is moved in with ``os.replace``
+    (atomic per file), the names in ``last`` (relative paths, e.g. ``metrics.json``) after all
+    others, so a reader that sees the new marker file sees complete outputs. A missing or empty
+    ``target`` is replaced by the staging directory in one rename. On error nothing is published.
+    """
+    out = Path(target)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp creates 0700; publish with normal permissions
+    try:
+        yield staging
+        if out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        if not out.exists():
+            os.replace(staging, out)
+            return
+        order = {Path(name): i for i, name in enumerate(last)}
+        files = sorted((p for p in staging.rglob("*") if p.is_file()),
+                       key=lambda p: (order.get(p.relative_to(staging), -1), str(p)))
+        for f in files:
+            destination = out / f.relative_to(staging)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(f, destination)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_text_atomic(target: str | os.PathLike[str], text: str) -> Path:

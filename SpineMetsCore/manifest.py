@@ -24,9 +24,11 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .conventions import SEQUENCES
 from .errors import InputError
 
-KNOWN_SEQUENCES: tuple[str, ...] = ("T1", "T2", "STIR", "T1CE")
+KNOWN_SEQUENCES: tuple[str, ...] = SEQUENCES
+"""Sequence columns of a manifest: the project's conventions."""
 PATH_COLUMNS: tuple[str, ...] = (*KNOWN_SEQUENCES, "mask", "anatomy")
 DEFAULT_OPTIONAL_SEQUENCES: tuple[str, ...] = ("T1CE",)
 """Sequences a cohort may lack when the caller does not name its sequences: contrast is

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from SpineMetsCore.conventions import pandas_na_values
 from SpineMetsCore.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -31,9 +32,10 @@ ERROR_COLUMN = "error"
 QC_COLUMN = "qc_flags"
 """Per-case quality warnings written by ``spinemets features`` (kept, never a feature)."""
 
-NA_VALUES: tuple[str, ...] = ("", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null")
-"""Cells read as missing. ``none``/``None`` are *not* missing: ``none`` is an EDF category
-(lesion-free case) and must stay a category."""
+NA_VALUES: tuple[str, ...] = tuple(pandas_na_values())
+"""Cells read as missing (the project's tokens, :data:`SpineMetsCore.conventions.MISSING_VALUES`).
+``none``/``None`` are *not* missing: ``none`` is an EDF category (lesion-free case) and must
+stay a category."""
 
 
 class FeatureMismatchError(InputError):
