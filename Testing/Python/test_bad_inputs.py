@@ -4,7 +4,7 @@ Every broken input must end in a non-zero exit with one clear message naming the
 input, no traceback, no raw VTK/ITK output, and no change to any existing output
 (or a new output appearing). The corpus is generated at test time from a tiny
 phantom; the CLI calls run in one driver process (one interpreter start-up for
-~55 invocations), plus a few real ``python -m SpineMetsApp.cli`` processes for
+~70 invocations), plus a few real ``python -m SpineMetsApp.cli`` processes for
 what only a real process shows (C++ stderr, exit status).
 """
 
@@ -111,7 +111,10 @@ class BadInputCorpusTest(unittest.TestCase):
                                                           "--classifier", "lr", "--out", str(out)],
                                   [phrase], guarded=[str(out)]))
 
-        # 5. output policy: existing outputs are never replaced without --overwrite ...
+        # 5. more: segmentation files, parameters, statistics tables, arguments
+        inv += cls.more_invocations(new, good)
+
+        # 6. output policy: existing outputs are never replaced without --overwrite ...
         existing = root / "existing"
         existing.mkdir()
         full_dir = existing / "full_dir"
@@ -150,9 +153,56 @@ class BadInputCorpusTest(unittest.TestCase):
             inv.append(Invocation(f"unwritable/{name}", filled, [target, "not a folder"], guarded=[str(blocker)]))
         return inv
 
+    @classmethod
+    def more_invocations(cls, new, good):
+        root = cls.root
+        inv: list[Invocation] = []
+        garbage_seg = root / "garbage.seg.nrrd"
+        garbage_seg.write_bytes(b"NRRD0004\nnot really\n\n" + bytes(100))
+        truncated_seg = badinputs._truncate(Path(cls.images["truncated_nrrd_gzip"][0]).with_name("full.nrrd"),
+                                            root / "truncated.seg.nrrd")
+        for name, seg in (("garbage", garbage_seg), ("truncated", truncated_seg)):
+            out = new / f"metrics_{name}.csv"
+            inv.append(Invocation(f"seg-metrics/{name}-seg", ["seg-metrics", "--reference", str(seg), "--test",
+                                                              good["mask"], "--out", str(out)],
+                                  [str(seg)], guarded=[str(out)]))
+        out = new / "metrics_other_grid.csv"
+        inv.append(Invocation("seg-metrics/other-grid", ["seg-metrics", "--reference", good["mask"], "--test",
+                                                         str(cls.masks["mask_other_grid"][0]), "--out", str(out)],
+                              [str(cls.masks["mask_other_grid"][0])], guarded=[str(out)]))
+        params = root / "bad_params.yaml"
+        params.write_text("setting: {binWidth: [unclosed\n")
+        for name, argv, phrase in (
+            ("missing-params", ["--params", str(root / "nope.yaml")], "nope.yaml"),
+            ("malformed-params", ["--params", str(params)], str(params)),
+            ("zero-workers", ["--workers", "0"], "--workers"),
+            ("unknown-sequence", ["--sequences", "T1,FLAIR"], "FLAIR"),
+        ):
+            out = new / f"features_{name}.csv"
+            inv.append(Invocation(f"features-args/{name}", ["features", "--manifest", str(cls.manifest), "--out", str(out),
+                                                             "--no-cache", "--no-progress", *argv],
+                                  [phrase], guarded=[str(out)]))
+        seed_outside = new / "seed_outside.seg.nrrd"
+        inv.append(Invocation("segment/seed-outside", ["segment", "--method", "regiongrow", "--image", f"T2={good['T2']}",
+                                                       "--seed-ras=9000,9000,9000", "--out", str(seed_outside)],
+                              ["9000"], guarded=[str(seed_outside)]))
+        inv.append(Invocation("segment/bad-seed", ["segment", "--method", "regiongrow", "--image", f"T2={good['T2']}",
+                                                   "--seed-ras=1,2", "--out", str(seed_outside)],
+                              ["--seed-ras"], guarded=[str(seed_outside)]))
+        one_class = root / "one_class.csv"
+        one_class.write_text("case_id,site,f1\n" + "".join(f"c{i},lung,{i * 0.1}\n" for i in range(12)))
+        inv.append(Invocation("train-table/one-class", ["train", "--features", str(one_class), "--label", "site",
+                                                        "--classifier", "lr", "--out", str(new / "m1")],
+                              ["site"], guarded=[str(new / "m1")]))
+        scores = root / "scores.csv"
+        scores.write_text("y,a,b\n" + "".join(f"{i % 2},{i / 10},{'inf' if i == 3 else i / 7}\n" for i in range(10)))
+        inv.append(Invocation("stats/inf-score", ["stats", "delong", "--csv", str(scores), "--truth", "y",
+                                                  "--positive", "1", "--score", "a", "--score", "c"], ["'c'"]))
+        return inv
+
     # ------------------------------------------------------------------ checks
     def test_corpus_size(self):
-        self.assertGreaterEqual(len(self.results), 50)
+        self.assertGreaterEqual(len(self.results), 65)
         self.assertGreaterEqual(len(self.images) + len(self.masks) + len(self.manifests) + len(self.tables) - 1, 40)
 
     def test_every_invocation_fails_cleanly(self):
