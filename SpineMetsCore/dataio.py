@@ -153,6 +153,22 @@ def read_volume(
     return node
 
 
+def _check_header_readable(p: Path) -> None:
+    """Parse the image header with SimpleITK; raise :class:`CorruptFileError` if it is malformed."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(p))
+    with captured_native_messages() as native:
+        try:
+            reader.ReadImageInformation()
+        except RuntimeError as exc:
+            failure: RuntimeError | None = exc
+        else:
+            failure = None
+    if failure is not None:
+        raise CorruptFileError(str(p), f"has an unreadable header ({native.reason() or _first_line(failure)}); "
+                               "check that it is a complete file of its type") from failure
+
+
 def _explain_unreadable(p: Path, sequence: str | None, reason: str, ext: str) -> None:
     """Raise the clearest error for a file MRML could not read: SimpleITK's checks usually name the cause."""
     read_image(p, sequence=sequence)  # raises for damaged, 2-D, vector or NaN images
@@ -202,6 +218,7 @@ def read_segmentation(path: str | os.PathLike[str], name: str | None = None) -> 
             return node
         raise UnsupportedFormatError(str(p), f"unknown segmentation extension '{ext}' (expected .seg.nrrd or a labelmap volume)")
     check_file_complete(p)
+    _check_header_readable(p)  # a malformed header aborts MRML's segmentation reader (SIGABRT), so check first
     node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name or _stem(p))
     storage = scene.AddNewNodeByClass("vtkMRMLSegmentationStorageNode")
     storage.SetFileName(str(p))

@@ -311,7 +311,10 @@ class LesionSegmentationLogic:
         """:meth:`computeSegmentMetrics` on two files (.seg.nrrd or labelmaps); adds no node to the scene."""
         with temporary_nodes() as temp:
             loaded = [temp.add(dataio.read_segmentation(path)) for path in (reference, test)]
-            return self.computeSegmentMetrics(loaded[0], loaded[1], referenceSegment, testSegment)
+            try:
+                return self.computeSegmentMetrics(loaded[0], loaded[1], referenceSegment, testSegment)
+            except InputError as exc:  # name the files, not only "test mask"
+                raise type(exc)(f"{exc.what} (reference {reference}, test {test})", exc.problem) from exc
 
     def runReaderStudy(
         self,

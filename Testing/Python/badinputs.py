@@ -276,12 +276,18 @@ def _captured_fds():
             f.close()
 
 
-def run_batch(invocations: list[dict]) -> list[dict]:
-    """Run each invocation through ``SpineMetsApp.cli.main``; record exit code, output and guard digests."""
+def run_batch(invocations: list[dict], current: Path | None = None) -> list[dict]:
+    """Run each invocation through ``SpineMetsApp.cli.main``; record exit code, output and guard digests.
+
+    ``current`` receives the name of the running invocation, so a hard crash (an
+    abort in C++) is reported with the input that caused it.
+    """
     from SpineMetsApp.cli import main
 
     results = []
     for item in invocations:
+        if current is not None:
+            current.write_text(item["name"], encoding="utf-8")
         before = {g: digest(g) for g in item.get("guarded", [])}
         with _captured_fds() as texts:
             try:
@@ -305,4 +311,5 @@ if __name__ == "__main__":
     if len(sys.argv) != 4 or sys.argv[1] != "batch":
         sys.exit("usage: badinputs.py batch IN.json OUT.json")
     items = json.loads(Path(sys.argv[2]).read_text(encoding="utf-8"))
-    Path(sys.argv[3]).write_text(json.dumps(run_batch(items), indent=1), encoding="utf-8")
+    out = Path(sys.argv[3])
+    out.write_text(json.dumps(run_batch(items, out.with_suffix(".current")), indent=1), encoding="utf-8")

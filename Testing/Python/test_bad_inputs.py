@@ -49,7 +49,9 @@ class BadInputCorpusTest(unittest.TestCase):
         done = subprocess.run([sys.executable, str(HERE / "badinputs.py"), "batch", str(batch_in), str(batch_out)],
                               capture_output=True, text=True, env=cli_env(), timeout=900)
         if done.returncode != 0:
-            raise AssertionError(f"corpus driver failed:\n{done.stderr[-4000:]}")
+            current = batch_out.with_suffix(".current")
+            crashed = current.read_text() if current.exists() else "?"
+            raise AssertionError(f"corpus driver died (exit {done.returncode}) during '{crashed}':\n{done.stderr[-4000:]}")
         cls.results = {r["name"]: r for r in json.loads(batch_out.read_text())}
 
     @classmethod
@@ -196,8 +198,11 @@ class BadInputCorpusTest(unittest.TestCase):
                               ["site"], guarded=[str(new / "m1")]))
         scores = root / "scores.csv"
         scores.write_text("y,a,b\n" + "".join(f"{i % 2},{i / 10},{'inf' if i == 3 else i / 7}\n" for i in range(10)))
-        inv.append(Invocation("stats/inf-score", ["stats", "delong", "--csv", str(scores), "--truth", "y",
-                                                  "--positive", "1", "--score", "a", "--score", "c"], ["'c'"]))
+        inv.append(Invocation("stats/missing-column", ["stats", "delong", "--csv", str(scores), "--truth", "y",
+                                                       "--positive", "1", "--score", "a", "--score", "c"],
+                              ["c: column not found"]))
+        inv.append(Invocation("stats/inf-risk", ["stats", "calibration", "--csv", str(scores), "--truth", "y",
+                                                 "--positive", "1", "--score", "b"], ["b"]))
         return inv
 
     # ------------------------------------------------------------------ checks
