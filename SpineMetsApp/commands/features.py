@@ -115,6 +115,7 @@ def _cmd_features(args: argparse.Namespace) -> int:
         "computed": len(result.computed),
         "cached": len(result.cached),
         "failed": result.failed,
+        "qc_flagged": {str(c): str(f) for c, f in zip(result.frame["case_id"], result.frame["qc_flags"], strict=True) if f},
     }
     print(json.dumps(summary))
     return 1 if result.failed else 0

@@ -241,6 +241,7 @@ class BadInputCorpusTest(unittest.TestCase):
         self.assertIn("image_looks_like_mask", frame.loc["t2_is_a_mask", "qc_flags"])
         summary = json.loads(self.results["features/bad-cases"]["stdout"])
         self.assertEqual(len(summary["failed"]), len(self.images) + len(self.masks))
+        self.assertIn("image_looks_like_mask", summary["qc_flagged"]["t2_is_a_mask"])
 
     def test_logic_refuses_bad_images_and_leaves_the_scene_unchanged(self):
         from SpineMetsSegmentLib.logic import LesionSegmentationLogic
