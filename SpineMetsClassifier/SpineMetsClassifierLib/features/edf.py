@@ -134,16 +134,30 @@ class EDFValidationError(InputError):
 
 
 def load_schema(path: str | os.PathLike[str] | None = None) -> EDFSchema:
-    """Read and check a schema file (YAML or JSON); errors name the file and the item."""
-    import yaml
+    """Read and check a schema file (YAML or JSON); errors name the file and the item.
 
+    A ``.json`` file is read with the standard library, so the Slicer module can
+    load the shipped JSON copy (:data:`~.resources.EDF_SCHEMA_JSON`) before PyYAML
+    is installed; anything else needs PyYAML.
+    """
     schema_path = Path(path) if path is not None else resource(EDF_SCHEMA)
     if not schema_path.is_file():
         raise InputError(str(schema_path), "EDF schema file does not exist")
-    try:
-        data = yaml.safe_load(schema_path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InputError(str(schema_path), f"is not valid YAML/JSON ({exc})") from exc
+    text = schema_path.read_text(encoding="utf-8")
+    if schema_path.suffix.lower() == ".json":
+        import json
+
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise InputError(str(schema_path), f"is not valid JSON ({exc})") from exc
+    else:
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise InputError(str(schema_path), f"is not valid YAML/JSON ({exc})") from exc
     if not isinstance(data, dict) or not isinstance(data.get("items"), list) or not data["items"]:
         raise InputError(str(schema_path), "needs a non-empty 'items' list")
     items = [_item(schema_path, index, raw) for index, raw in enumerate(data["items"], start=1)]

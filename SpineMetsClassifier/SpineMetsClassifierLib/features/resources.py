@@ -17,6 +17,10 @@ DEFAULT_RADIOMICS_PARAMS = RESOURCES_DIR / "Radiomics" / "mri_default.yaml"
 FILTER_RADIOMICS_PARAMS = RESOURCES_DIR / "Radiomics" / "mri_filters.yaml"
 """Original + LoG + wavelet images."""
 EDF_SCHEMA = RESOURCES_DIR / "EDF" / "edf_schema.yaml"
+EDF_SCHEMA_JSON = RESOURCES_DIR / "EDF" / "edf_schema.json"
+"""The same schema as JSON (generated from the YAML; a test keeps them equal): the Slicer
+module reads it at load time, when PyYAML may not be installed yet. Regenerate with
+``python -m SpineMetsClassifierLib.features.edf_json``."""
 
 
 def resource(path: Path) -> Path:
