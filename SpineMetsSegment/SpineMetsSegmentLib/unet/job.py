@@ -71,6 +71,17 @@ def default_terminator(process: Process) -> Any:
     return terminate(process)  # type: ignore[arg-type]
 
 
+def label_color(label: Mapping[str, Any]) -> tuple[float, float, float] | None:
+    """A model-card label's colour as three floats in 0..1 (cards may use 0..255)."""
+    color = label.get("color")
+    if color is None:
+        return None
+    values = [float(c) for c in color][:3]
+    if any(v > 1.0 for v in values):
+        values = [v / 255.0 for v in values]
+    return (values[0], values[1], values[2])
+
+
 @dataclass
 class JobStatus:
     """A snapshot for the GUI: state, progress fraction and a one-line message."""
