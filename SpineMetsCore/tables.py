@@ -64,7 +64,8 @@ def dataframe_to_table_node(
     for column in frame.columns:
         values = frame[column]
         if pd.api.types.is_bool_dtype(values) or pd.api.types.is_integer_dtype(values):
-            arr = vtk.vtkIntArray()
+            small = values.empty or (int(values.min()) >= -(2**31) and int(values.max()) < 2**31)
+            arr = vtk.vtkIntArray() if small else vtk.vtkLongLongArray()
             for v in values:
                 arr.InsertNextValue(int(v))
         elif pd.api.types.is_numeric_dtype(values):
