@@ -393,7 +393,7 @@ class SpineMetsClassifierLogic(ScriptedLoadableModuleLogic):
     def cohort(self):
         """The Lib's cohort logic (manifests, features), created on first use."""
         if self._cohort is None:
-            from SpineMetsClassifierLib.logic import SpineMetsClassifierLogic as CohortLogic
+            from SpineMetsClassifierLib.logic.cohort import CohortLogic
 
             self._cohort = CohortLogic()
         return self._cohort
@@ -515,13 +515,13 @@ class SpineMetsClassifierLogic(ScriptedLoadableModuleLogic):
     # --- prediction and evaluation -----------------------------------------------------
     def predictFromParameterNode(self, p, outputDir=None):
         """Ranked classes (table + bar plot) and the SHAP explanation for the scene case's features."""
-        from SpineMetsClassifierLib.models.prediction_logic import ClassifierPredictionLogic
+        from SpineMetsClassifierLib.logic.prediction import PredictionLogic
 
         from SpineMetsCore.errors import InputError
 
         if not self.isModelPackage(p.modelPath):
             raise InputError(f"model '{_chosenPath(p.modelPath)}'", "is not a model package (a folder with a model card, or a .zip)")
-        predictor = ClassifierPredictionLogic()
+        predictor = PredictionLogic()
         model = _chosenPath(p.modelPath)
         table = predictor.predictToTable(model, p.featuresTable, p.predictionTable)
         chart = predictor.probabilityBarPlot(table)
@@ -540,7 +540,7 @@ class SpineMetsClassifierLogic(ScriptedLoadableModuleLogic):
 
     def evaluateFromParameterNode(self, p, nBoot: int = 1000):
         """Study statistics of a predictions CSV as table nodes and figures (next to the CSV)."""
-        from SpineMetsClassifierLib.evaluation_logic import EvaluationLogic
+        from SpineMetsClassifierLib.logic.evaluation import EvaluationLogic
 
         csv = Path(_chosenPath(p.predictionsCsv))
         result = EvaluationLogic().evaluateToTables(
@@ -567,7 +567,7 @@ class SpineMetsClassifierTest(ScriptedLoadableModuleTest):
 
     def test_constantsMatchTheLib(self):
         from SpineMetsClassifierLib.features.edf import load_schema as loadYamlSchema
-        from SpineMetsClassifierLib.logic import EDF_FORM_FIELDS as LIB_FIELDS
+        from SpineMetsClassifierLib.logic.cohort import EDF_FORM_FIELDS as LIB_FIELDS
         from SpineMetsClassifierLib.models.pipeline import CLASSIFIERS
 
         self.assertEqual(CLASSIFIER_CHOICES, list(CLASSIFIERS))
@@ -577,7 +577,7 @@ class SpineMetsClassifierTest(ScriptedLoadableModuleTest):
             self.assertTrue(SpineMetsClassifierLogic().ensureDependencies(action), "all installed here: nothing to ask")
 
     def test_checkPhantomManifest(self):
-        from SpineMetsCore.phantom import write_cohort
+        from SpineMetsPhantom import write_cohort
 
         logic = SpineMetsClassifierLogic()
         p = logic.getParameterNode()
@@ -593,9 +593,9 @@ class SpineMetsClassifierTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Manifest test passed")
 
     def test_extractCaseFeaturesFromNodes(self):
-        from SpineMetsCore.phantom import ANATOMY_LABELS, generate_case
         from SpineMetsCore.segmentations import labelmap_to_segmentation
         from SpineMetsCore.volumes import sitk_to_volume
+        from SpineMetsPhantom import ANATOMY_LABELS, generate_case
 
         case = generate_case(2, "case002")
         logic = SpineMetsClassifierLogic()
@@ -620,7 +620,7 @@ class SpineMetsClassifierTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Feature extraction test passed")
 
     def test_extractCohortWithProgressAndCancel(self):
-        from SpineMetsCore.phantom import write_cohort
+        from SpineMetsPhantom import write_cohort
 
         logic = SpineMetsClassifierLogic()
         p = logic.getParameterNode()
@@ -646,8 +646,8 @@ class SpineMetsClassifierTest(ScriptedLoadableModuleTest):
     def test_trainPredictExplainEvaluate(self):
         import pandas as pd
 
-        from SpineMetsCore.phantom import PhantomConfig, sample_records
         from SpineMetsCore.tables import dataframe_to_table_node
+        from SpineMetsPhantom import PhantomConfig, sample_records
 
         logic = SpineMetsClassifierLogic()
         p = logic.getParameterNode()

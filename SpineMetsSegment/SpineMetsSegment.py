@@ -36,7 +36,7 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
-from SpineMetsSegmentLib.logic import SpineMetsSegmentLogic as _LibLogic
+from SpineMetsSegmentLib.logic import LesionSegmentationLogic as _LibLogic
 
 METHOD_REGION_GROWING = "Region growing"
 METHOD_UNET = "U-Net"

@@ -25,7 +25,7 @@ def main() -> int:
     import matplotlib.pyplot as plt
     import numpy as np
     import SimpleITK as sitk
-    from SpineMetsSegmentLib.logic import SpineMetsSegmentLogic
+    from SpineMetsSegmentLib.logic import LesionSegmentationLogic
     from SpineMetsSegmentLib.metrics import compute_metrics
     from SpineMetsSegmentLib.sample_data import SEQUENCES, verify_sample
     from SpineMetsSegmentLib.unet import demo_model_path
@@ -33,7 +33,7 @@ def main() -> int:
     from SpineMetsCore.dataio import read_segmentation, read_volume
     from SpineMetsCore.fileio import atomic_path
 
-    logic = SpineMetsSegmentLogic()
+    logic = LesionSegmentationLogic()
     paths = verify_sample()
     volumes = {seq: read_volume(paths[seq], name=seq) for seq in SEQUENCES}
     truth = logic.segmentMask(read_segmentation(paths["lesions"]), "index lesion")

@@ -37,11 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from SpineMetsCore import dataio, segmentations
     from SpineMetsCore.fileio import atomic_path
-
-    try:
-        from SpineMetsPhantom import ANATOMY_LABELS, PHANTOM_VERSION, generate_case
-    except ImportError:  # before the phantom moved out of Core
-        from SpineMetsCore.phantom import ANATOMY_LABELS, PHANTOM_VERSION, generate_case
+    from SpineMetsPhantom import ANATOMY_LABELS, PHANTOM_VERSION, generate_case
 
     case = generate_case(SEED, case_id=SAMPLE_NAME)
     roles: dict[str, str] = {}

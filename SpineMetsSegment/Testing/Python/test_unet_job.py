@@ -22,7 +22,7 @@ from SpineMetsSegmentLib.unet import demo_model_path
 from SpineMetsSegmentLib.unet.job import JobError, UNetJob
 from SpineMetsSegmentLib.unet.worker import parse_image_args
 
-from SpineMetsCore.phantom import generate_case, write_case
+from SpineMetsPhantom import generate_case, write_case
 
 SEQUENCES = ("T1", "T2", "STIR", "T1CE")
 FORBIDDEN_IN_WORKER = ("slicer", "pandas", "tqdm", "qt", "vtk", "sklearn")
