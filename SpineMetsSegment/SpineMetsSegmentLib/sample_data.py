@@ -94,10 +94,8 @@ def register_sample_data(folder: str | os.PathLike[str] = SAMPLE_DIR) -> bool:
         return False
     import SampleData
 
-    files, data = read_index(folder)
-    sources = slicer.modules.__dict__.setdefault("sampleDataSources", {})
-    if any(getattr(s, "sampleName", None) == SAMPLE_NAME for s in sources.get(CATEGORY, [])):
-        return True
+    files, _ = read_index(folder)
+    # file:// URIs: Sample Data copies them into its cache with urllib and checks each SHA-256.
     SampleData.SampleDataLogic.registerCustomSampleDataSource(
         category=CATEGORY,
         sampleName=SAMPLE_NAME,
@@ -105,7 +103,7 @@ def register_sample_data(folder: str | os.PathLike[str] = SAMPLE_DIR) -> bool:
         fileNames=[f.file for f in files],
         nodeNames=[f.node for f in files],
         thumbnailFileName=str(Path(folder) / f"{SAMPLE_NAME}.png"),
+        loadFileTypes=["SegmentationFile" if f.file.endswith(".seg.nrrd") else "VolumeFile" for f in files],
         checksums=[f"SHA256:{f.sha256}" for f in files],
     )
-    del data
     return True

@@ -17,7 +17,7 @@ from .resources import EDF_SCHEMA, EDF_SCHEMA_JSON
 
 
 def schema_json_text(yaml_path: Path = EDF_SCHEMA) -> str:
-    """The JSON text of a YAML schema (its comments become one 'source' note)."""
+    """The JSON text of a YAML schema, with a 'generated_from' key naming the source file."""
     import yaml
 
     data: dict[str, Any] = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
