@@ -26,7 +26,8 @@ if TYPE_CHECKING:  # pandas is imported where a function needs it: desktop Slice
     import pandas as pd
 
 PROVENANCE_ATTRIBUTE = "SpineMets.Provenance"
-_LIBRARIES = ("spinemets", "numpy", "SimpleITK", "slicer-core", "pandas", "scikit-learn", "pyradiomics-bhklab", "torch", "monai", "shap")
+_LIBRARIES = ("spinemets", "numpy", "scipy", "SimpleITK", "slicer-core", "pandas", "scikit-learn", "skops", "pyradiomics-bhklab",
+              "torch", "monai", "safetensors", "shap")
 
 
 def library_versions() -> dict[str, str]:
