@@ -49,11 +49,20 @@ harness: venv
 	$(HARNESS) --test --python $(VPY) $(MODULES)
 	$(VPY) -m pytest -q -s -p no:cacheprovider Testing/Python/test_slicer_harness.py -k pythonslicer
 
+# About 3 minutes (venv + pins), then 15 s of checks. With UNET=1 it also installs what the
+# U-Net installs in Slicer (torch, MONAI matched to it, safetensors; pinned like Slicer's own
+# packages: about 5 more minutes) and runs SpineMetsSegment's Test class and the PythonSlicer worker.
 harness312:
 	@test -x $(HARNESS) || { echo "ERROR: $(HARNESS) not found"; exit 1; }
 	test -x $(PY312_VENV)/bin/python || $(PY312) -m venv $(PY312_VENV)
 	$(PY312_VENV)/bin/python -m pip install --quiet $(SLICER510_PINS)
 	$(HARNESS) --python $(PY312_VENV)/bin/python $(MODULES)
+ifeq ($(UNET),1)
+	printf '%s\n' $(SLICER510_PINS) > $(PY312_VENV)/constraints.txt
+	$(PY312_VENV)/bin/python -m pip install --quiet -c $(PY312_VENV)/constraints.txt torch==2.13.0 "monai>=1.6,<1.7" safetensors==0.8.0
+	$(HARNESS) --test --python $(PY312_VENV)/bin/python SpineMetsSegment/SpineMetsSegment.py
+	SLICER_HARNESS_PYTHON=$(abspath $(PY312_VENV)/bin/python) $(VPY) -m pytest -q -s -p no:cacheprovider Testing/Python/test_slicer_harness.py -k pythonslicer
+endif
 
 demo: venv
 	$(VENV)/bin/spinemets demo --out demo_output

@@ -23,12 +23,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 HARNESS = Path(os.environ.get("SLICER_HARNESS", REPO.parent / "shared" / "slicer-harness" / "run"))
+PYTHON = os.environ.get("SLICER_HARNESS_PYTHON", sys.executable)
+"""The interpreter the harness runs (``make harness312 UNET=1``: a Python 3.12 venv pinned like Slicer 5.10)."""
 MODULES = ["SpineMetsSegment/SpineMetsSegment.py", "SpineMetsClassifier/SpineMetsClassifier.py"]
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed", re.MULTILINE)
 
 
 def harness(*args, timeout=900):
-    proc = subprocess.run([str(HARNESS), "--python", sys.executable, *args], cwd=REPO, capture_output=True,
+    proc = subprocess.run([str(HARNESS), "--python", PYTHON, *args], cwd=REPO, capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, "MPLBACKEND": "Agg"})
     return proc.returncode, proc.stdout + proc.stderr
 
