@@ -435,15 +435,18 @@ class SpineMetsSegmentLogic(ScriptedLoadableModuleLogic, _LibLogic):
         """Write the inputs and start the worker; returns the running :class:`UNetJob`."""
         from SpineMetsSegmentLib.unet.job import UNetJob
 
-        from SpineMetsCore.dataio import write_volume
+        from SpineMetsCore.dataio import write_image
         from SpineMetsCore.errors import InputError
+        from SpineMetsCore.volumes import volume_to_sitk
 
         ready, hint = self.readiness(p)
         if p.method == METHOD_UNET and not ready:
             raise InputError("U-Net", hint)
         workdir = Path(tempfile.mkdtemp(prefix="SpineMetsUNet-"))
         try:
-            images = {seq: write_volume(node, workdir / f"{seq}.nrrd") for seq, node in self.volumesOf(p).items()}
+            # uncompressed: the worker reads them once, right away
+            images = {seq: write_image(volume_to_sitk(node), workdir / f"{seq}.nrrd", compress=False)
+                      for seq, node in self.volumesOf(p).items()}
             kwargs = {"launcher": launcher} if launcher is not None else {}
             job = UNetJob(images, self.modelPackagePath(p), workdir, force_cpu=p.forceCpu, python=python,
                           remove_workdir=True, **kwargs)
