@@ -412,7 +412,7 @@ class SpineMetsClassifierLogic(ScriptedLoadableModuleLogic):
             return False
         candidate = Path(text)
         if candidate.is_dir():
-            return any((candidate / name).is_file() for name in ("model.json", "card.json", "model_card.json"))
+            return (candidate / "model.json").is_file()
         return candidate.is_file() and candidate.suffix.lower() == ".zip"
 
     def readiness(self, p) -> dict[str, tuple[bool, str]]:
