@@ -25,18 +25,12 @@ import numpy as np
 import SimpleITK as sitk
 
 from SpineMetsCore.errors import InputError
+from SpineMetsCore.imaging import NORMALISATIONS as NORMALISATIONS  # re-exported: cards name these
+from SpineMetsCore.imaging import normalise, resample_to_geometry
 from SpineMetsCore.volumes import Geometry, apply_geometry, images_overlap
 
 TENSOR_AXES = "kji"
 """Order of the spatial axes of every array and network tensor (SimpleITK/numpy order)."""
-
-NORMALISATIONS: dict[str, str] = {
-    "zscore": "per channel (x - mean) / std over the whole working grid, clipped to +-clip",
-    "zscore_nonzero": "as zscore but statistics over voxels > 0; voxels <= 0 stay 0",
-    "percentile": "per channel (x - p_lower) / (p_upper - p_lower), clipped to [0, 1]",
-}
-"""Normalisation methods a card may name, with what each does."""
-
 
 @dataclass
 class PreparedCase:
@@ -108,60 +102,6 @@ def working_geometry(
     return ref_geometry if ref_geometry.same_grid(geometry, tol=1e-3) else geometry
 
 
-def _resample(image: sitk.Image, geometry: Geometry, interpolator: int, pixel: int, antialias: bool) -> sitk.Image:
-    if antialias:
-        # Gaussian pre-filter along axes that get coarser, so downsampling does not alias noise.
-        sigma = _antialias_sigma(image, geometry)
-        if any(s > 0 for s in sigma):
-            image = sitk.SmoothingRecursiveGaussian(image, [max(s, 1e-3) for s in sigma])
-    return sitk.Resample(
-        image, geometry.size, sitk.Transform(), interpolator, geometry.origin, geometry.spacing, geometry.direction, 0.0, pixel
-    )
-
-
-def _antialias_sigma(image: sitk.Image, geometry: Geometry) -> list[float]:
-    """Physical sigma per *input* axis: half the target spacing where it grows by > 25 %."""
-    d_in = np.reshape(image.GetDirection(), (3, 3))
-    d_w = np.reshape(geometry.direction, (3, 3))
-    # target spacing seen along each input axis (axes are aligned up to a permutation)
-    overlap = np.abs(d_in.T @ d_w)
-    target = overlap @ np.asarray(geometry.spacing)
-    return [0.5 * t if t > 1.25 * s else 0.0 for t, s in zip(target, image.GetSpacing(), strict=False)]
-
-
-def normalise(array: np.ndarray, spec: Mapping[str, Any], out: np.ndarray | None = None) -> np.ndarray:
-    """Normalise one channel as the card's ``normalisation`` says, into ``out`` (float32).
-
-    Statistics use numpy's pairwise summation (float64 for integer inputs);
-    the result is written in place into ``out`` (allocated when None) to spare
-    copies of large volumes.
-    """
-    method = spec.get("method")
-    if out is None:
-        out = np.empty(array.shape, dtype=np.float32)
-    if method in ("zscore", "zscore_nonzero"):
-        region = array[array > 0] if method == "zscore_nonzero" else array
-        if region.size == 0:
-            out[...] = 0.0
-            return out
-        mean, std = float(region.mean()), float(region.std())
-        np.subtract(array, mean, out=out, casting="unsafe")
-        out *= np.float32(1.0 / (std if std > 1e-8 else 1.0))
-        clip = spec.get("clip")
-        if clip:
-            np.clip(out, -float(clip), float(clip), out=out)
-        if method == "zscore_nonzero":
-            out[array <= 0] = 0.0
-        return out
-    if method == "percentile":
-        lo, hi = np.percentile(array, [float(spec.get("lower", 0.5)), float(spec.get("upper", 99.5))])
-        np.subtract(array, lo, out=out, casting="unsafe")
-        out *= np.float32(1.0 / (hi - lo if hi - lo > 1e-8 else 1.0))
-        np.clip(out, 0.0, 1.0, out=out)
-        return out
-    raise InputError("normalisation", f"unknown method {method!r}; known: {sorted(NORMALISATIONS)}")
-
-
 def prepare_images(
     images: Mapping[str, sitk.Image],
     sequences: Sequence[str],
@@ -186,7 +126,7 @@ def prepare_images(
         if not Geometry.from_image(img).same_grid(geometry, tol=1e-3):
             if seq != sequences[0] and not images_overlap(img, reference):
                 raise InputError(f"sequence '{seq}'", f"does not overlap sequence '{sequences[0]}' in physical space")
-            img = _resample(sitk.Cast(img, sitk.sitkFloat32), geometry, sitk.sitkLinear, sitk.sitkFloat32, antialias=True)
+            img = resample_to_geometry(sitk.Cast(img, sitk.sitkFloat32), geometry)
         normalise(sitk.GetArrayViewFromImage(img), normalisation, out=buffer[c])
     return PreparedCase(buffer, geometry, reference, resampled)
 
