@@ -9,6 +9,7 @@ normalise one channel as a model card's ``normalisation`` entry says.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +25,24 @@ NORMALISATIONS: dict[str, str] = {
     "percentile": "per channel (x - p_lower) / (p_upper - p_lower), clipped to [0, 1]",
 }
 """Normalisation methods a card may name, with what each does."""
+
+
+def best_axis_permutation(direction_in: np.ndarray, direction_target: np.ndarray) -> np.ndarray:
+    """Signed permutation P so that ``direction_in @ P`` is closest to ``direction_target``.
+
+    Reordering and flipping axes this way never rotates an image, so it adds no
+    oblique interpolation; it only brings every input to one axis order.
+    """
+    m = direction_in.T @ direction_target  # m[b, a]: input axis b along target axis a
+    best, best_score = None, -np.inf
+    for perm in itertools.permutations(range(3)):
+        score = sum(abs(m[perm[a], a]) for a in range(3))
+        if score > best_score + 1e-9:
+            best, best_score = perm, score
+    p = np.zeros((3, 3))
+    for a, b in enumerate(best):
+        p[b, a] = 1.0 if m[b, a] >= 0 else -1.0
+    return p
 
 
 def antialias_sigma(image: sitk.Image, geometry: Geometry) -> list[float]:

@@ -16,7 +16,6 @@ model's spacing. When that grid equals the input grid nothing is resampled.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +25,7 @@ import SimpleITK as sitk
 
 from SpineMetsCore.errors import InputError
 from SpineMetsCore.imaging import NORMALISATIONS as NORMALISATIONS  # re-exported: cards name these
-from SpineMetsCore.imaging import normalise, resample_to_geometry
+from SpineMetsCore.imaging import best_axis_permutation, normalise, resample_to_geometry
 from SpineMetsCore.volumes import Geometry, apply_geometry, images_overlap
 
 TENSOR_AXES = "kji"
@@ -58,20 +57,6 @@ def check_sequences(images: Mapping[str, Any], sequences: Sequence[str], what: s
         raise InputError("input sequences", f"{'; '.join(parts)}: {what} expects exactly {list(sequences)}")
 
 
-def _best_axis_permutation(direction_in: np.ndarray, direction_model: np.ndarray) -> np.ndarray:
-    """Signed permutation P so that ``direction_in @ P`` is closest to the model's direction."""
-    m = direction_in.T @ direction_model  # m[b, a]: input axis b along model axis a
-    best, best_score = None, -np.inf
-    for perm in itertools.permutations(range(3)):
-        score = sum(abs(m[perm[a], a]) for a in range(3))
-        if score > best_score + 1e-9:
-            best, best_score = perm, score
-    p = np.zeros((3, 3))
-    for a, b in enumerate(best):
-        p[b, a] = 1.0 if m[b, a] >= 0 else -1.0
-    return p
-
-
 def working_geometry(
     reference: sitk.Image,
     spacing: Sequence[float | None],
@@ -81,7 +66,7 @@ def working_geometry(
     d_in = np.reshape(reference.GetDirection(), (3, 3))
     s_in = np.asarray(reference.GetSpacing(), dtype=float)
     n_in = np.asarray(reference.GetSize(), dtype=float)
-    p = np.eye(3) if orientation is None else _best_axis_permutation(d_in, np.reshape(orientation, (3, 3)))
+    p = np.eye(3) if orientation is None else best_axis_permutation(d_in, np.reshape(orientation, (3, 3)))
     d_w = d_in @ p
     axis_of = np.abs(p).argmax(axis=0)  # input axis feeding each working axis
     s_w = np.array([s_in[axis_of[a]] if spacing[a] is None else float(spacing[a]) for a in range(3)])
