@@ -10,7 +10,7 @@ import SimpleITK as sitk
 class DeepInputsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        from SpineMetsCore.phantom import generate_case
+        from SpineMetsPhantom import generate_case
 
         cls.case = generate_case(3)
         cls.images = {s: cls.case.images[s] for s in ("T1", "T2", "STIR")}
