@@ -319,6 +319,35 @@ class DeepClassifierTest(unittest.TestCase):
         self.assertEqual(one["predicted"], table.loc["b005", "predicted"])
         self.assertEqual(len(one["slices"]), 2)
 
+    def test_slicer_logic_predicts_from_scene_nodes(self):
+        from SpineMetsClassifierLib.deep import predict_images
+        from SpineMetsClassifierLib.logic.deep import DeepPredictionLogic
+        from SpineMetsClassifierLib.logic.prediction import PREDICTED_CLASS_ATTRIBUTE
+
+        from SpineMetsCore.errors import InputError
+        from SpineMetsCore.segmentations import labelmap_to_segmentation
+        from SpineMetsCore.tables import table_node_to_dataframe
+        from SpineMetsCore.volumes import sitk_to_volume
+
+        folder = self.tmp / "cohort"
+        images = {s: sitk.ReadImage(str(folder / f"b004_{s}.nii.gz")) for s in ("T1", "T2")}
+        mask = sitk.ReadImage(str(folder / "b004_mask.nii.gz"))
+        nodes = {s: sitk_to_volume(img, name=f"b004 {s}") for s, img in images.items()}
+        segmentation, _ = labelmap_to_segmentation(mask, {1: "lesion"}, name="b004 lesion")
+        logic = DeepPredictionLogic()
+        table_node = logic.predictToTable(self.result.out, nodes, segmentation, device="cpu")
+        table = table_node_to_dataframe(table_node)
+        self.assertEqual(list(table.columns), ["rank", "class", "probability", "top3"])
+        expected = predict_images(self.result.out, images, mask, device="cpu")["probabilities"]
+        got = dict(zip(table["class"], table["probability"], strict=True))
+        for cls, p in expected.items():
+            self.assertAlmostEqual(got[cls], p, places=5)
+        self.assertEqual(table_node.GetAttribute(PREDICTED_CLASS_ATTRIBUTE), table.loc[0, "class"])
+        self.assertEqual(table_node.GetAttribute("SpineMets.ModelSHA256"), self.result.card["weights"]["sha256"])
+        with self.assertRaises(InputError) as ctx:
+            logic.predictToTable(self.result.out, {"T1": nodes["T1"]}, segmentation, device="cpu")
+        self.assertIn("T2", str(ctx.exception))
+
 
 class DeepVariantsTest(unittest.TestCase):
     @classmethod
