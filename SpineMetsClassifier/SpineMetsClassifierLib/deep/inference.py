@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,12 +106,25 @@ def _package(model: str | os.PathLike[str] | DeepPackage) -> DeepPackage:
     return model if isinstance(model, DeepPackage) else load_deep_package(model)
 
 
-def _run_manifest(pkg: DeepPackage, manifest: str | os.PathLike[str], device: str, progress: Progress | None,
-                  batch_size: int) -> tuple[list[CaseRow], np.ndarray, np.ndarray, list[str]]:
-    spec = pkg.inputs
+def _manifest_rows(manifest: str | os.PathLike[str], case_ids: Iterable[str] | None) -> list[CaseRow]:
     rows = read_manifest(manifest)
+    if case_ids is not None:
+        wanted = [str(c) for c in case_ids]
+        known = {r.case_id for r in rows}
+        unknown = [c for c in wanted if c not in known]
+        if unknown:
+            raise InputError("case ids", f"{unknown[:5]} not in {manifest}")
+        rows = [r for r in rows if r.case_id in set(wanted)]
     if not rows:
-        raise InputError(str(manifest), "has no cases")
+        raise InputError(str(manifest), "has no cases" + (" among the requested ids" if case_ids is not None else ""))
+    return rows
+
+
+def _run_manifest(pkg: DeepPackage, manifest: str | os.PathLike[str], device: str, progress: Progress | None,
+                  batch_size: int, case_ids: Iterable[str] | None = None
+                  ) -> tuple[list[CaseRow], np.ndarray, np.ndarray, list[str]]:
+    spec = pkg.inputs
+    rows = _manifest_rows(manifest, case_ids)
     torch_device = resolve_device(device)
     net = pkg.build_network(torch_device)
     n_classes, n_features = len(pkg.classes), embedding_size(net)
@@ -182,17 +195,18 @@ def predict_deep(
     topk: int | None = None,
     device: str = "auto",
     model_name: str | None = None,
+    case_ids: Iterable[str] | None = None,
     progress: Progress | None = None,
     batch_size: int = 16,
 ) -> pd.DataFrame:
-    """Predictions table for every manifest case (see the module docstring).
+    """Predictions table for every manifest case, or the ``case_ids`` ones (see the module docstring).
 
     ``model_name`` adds a ``model`` column (the long format ``stats evaluate
     --model-column model`` compares); the truth column is included when the
     manifest has the model's label column.
     """
     pkg = _package(model)
-    rows, proba, _, errors = _run_manifest(pkg, manifest, device, progress, batch_size)
+    rows, proba, _, errors = _run_manifest(pkg, manifest, device, progress, batch_size, case_ids)
     k = int(topk or pkg.card["task"].get("topk", 3))
     table = predictions_table(pkg.classes, pkg.label, [r.case_id for r in rows], proba, _truth(rows, pkg.label), k,
                               errors, model_name)
@@ -206,17 +220,18 @@ def deep_features(
     manifest: str | os.PathLike[str],
     *,
     device: str = "auto",
+    case_ids: Iterable[str] | None = None,
     progress: Progress | None = None,
     batch_size: int = 16,
 ) -> pd.DataFrame:
-    """Penultimate-layer embedding per case as ``case_id`` + ``dl_000`` ... columns.
+    """Penultimate-layer embedding per case (all, or the ``case_ids`` ones) as ``case_id`` + ``dl_000`` ... columns.
 
     Merge it with a radiomics table on ``case_id`` (:func:`merge_feature_tables`)
     and train a classical model with ``--feature-set radiomics+deep`` (study C's
     DRad-M). Cases that failed have empty features and an ``error`` message.
     """
     pkg = _package(model)
-    rows, _, embedding, errors = _run_manifest(pkg, manifest, device, progress, batch_size)
+    rows, _, embedding, errors = _run_manifest(pkg, manifest, device, progress, batch_size, case_ids)
     columns = feature_columns(embedding.shape[1])
     frame = pd.DataFrame(embedding, columns=columns)
     frame.insert(0, "case_id", [r.case_id for r in rows])

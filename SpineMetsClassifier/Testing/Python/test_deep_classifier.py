@@ -23,7 +23,11 @@ TINY = {"sequences": ("T1", "T2"), "arch": "resnet18", "width": 0.125, "size": (
         "batch_size": 4, "patience": 6}
 
 
-def write_blob_cohort(out, n, seed=0, size=(64, 64, 8), spacing=(1.0, 1.0, 3.0), test_every=3):
+LESION_SIGNAL = {"bright": {"T1": 170.0, "T2": 120.0}, "dark": {"T1": 45.0, "T2": 120.0}, "iso": {"T1": 100.0, "T2": 190.0}}
+
+
+def write_blob_cohort(out, n, seed=0, size=(64, 64, 8), spacing=(1.0, 1.0, 3.0), test_every=3,
+                      classes=("bright", "dark")):
     """Synthetic sagittal cases: files, masks and a manifest (label ``lesion_type``, ``partition``)."""
     from SpineMetsPhantom import SAGITTAL_DIRECTION
 
@@ -34,16 +38,16 @@ def write_blob_cohort(out, n, seed=0, size=(64, 64, 8), spacing=(1.0, 1.0, 3.0),
     kk, jj, ii = np.meshgrid(*[np.arange(s) for s in shape], indexing="ij")
     rows = []
     for i in range(n):
-        cls = ("bright", "dark")[i % 2]
+        cls = classes[i % len(classes)]
         # lesion well inside the field of view, so every crop sees tissue, not the zero padding outside it
         c = [rng.uniform(3, shape[0] - 4), rng.uniform(22, shape[1] - 23), rng.uniform(22, shape[2] - 23)]
         r = rng.uniform(4.0, 7.0)
         d2 = ((kk - c[0]) * spacing[2]) ** 2 + ((jj - c[1]) * spacing[1]) ** 2 + ((ii - c[2]) * spacing[0]) ** 2
         lesion = d2 <= r * r
         row = {"case_id": f"b{i:03d}"}
-        for seq, (bright, dark) in {"T1": (170.0, 45.0), "T2": (120.0, 120.0)}.items():
+        for seq in ("T1", "T2"):
             img = rng.normal(100.0, 12.0, shape)
-            img[lesion] = rng.normal(bright if cls == "bright" else dark, 12.0, int(lesion.sum()))
+            img[lesion] = rng.normal(LESION_SIGNAL[cls][seq], 12.0, int(lesion.sum()))
             img *= rng.uniform(0.7, 1.4)
             image = sitk.GetImageFromArray(img.astype(np.float32))
             image.SetSpacing(spacing)
@@ -264,8 +268,8 @@ class DeepClassifierTest(unittest.TestCase):
         save_training(train_model(features, config), self.tmp / "classical")
         test_rows = features[features["partition"] == "test"]
         classical = predict_table(load_package(self.tmp / "classical"), test_rows, ignore_extra=True).assign(model="radiomics")
-        dl = predict_deep(self.result.out, self.manifest, device="cpu", model_name="DL")
-        dl = dl[dl["case_id"].isin(test_rows["case_id"])]
+        dl = predict_deep(self.result.out, self.manifest, device="cpu", model_name="DL", case_ids=test_rows["case_id"])
+        self.assertEqual(sorted(dl["case_id"]), sorted(test_rows["case_id"]))
         both = pd.concat([classical[dl.columns], dl], ignore_index=True)
         out = evaluate_predictions(both, "lesion_type", model_column="model", id_column="case_id",
                                    reference_model="radiomics", n_boot=50, figures=False)
@@ -435,6 +439,23 @@ class DeepVariantsTest(unittest.TestCase):
         self.assertEqual(code, 2)
         self.assertIn("checksum", err)
         self.assertFalse((self.tmp / "never.csv").exists())
+
+    def test_three_classes_rare_one_weighted(self):
+        from SpineMetsClassifierLib.deep import predict_deep, train_deep_classifier
+
+        manifest = write_blob_cohort(self.tmp / "three", 10, seed=3, test_every=0,
+                                     classes=("bright", "dark", "bright", "dark", "iso"))
+        result = train_deep_classifier(manifest, "lesion_type", self.tmp / "m3", epochs=1, val_fraction=0.0, **TINY)
+        self.assertEqual(result.card["classes"], ["bright", "dark", "iso"])
+        self.assertEqual(result.card["task"]["type"], "multiclass")
+        weights = result.card["training"]["class_weights"]
+        self.assertAlmostEqual(weights["iso"], 10 / (3 * 2), places=5)
+        self.assertAlmostEqual(weights["bright"], 10 / (3 * 4), places=5)
+        table = predict_deep(result.out, manifest, device="cpu")
+        self.assertEqual(list(table.columns), ["case_id", "lesion_type", "prob_bright", "prob_dark", "prob_iso", "top1",
+                                               "top2", "top3", "predicted"])
+        self.assertTrue((table["top1"] == table["predicted"]).all())
+        self.assertTrue(all(len({a, b, c}) == 3 for a, b, c in zip(table.top1, table.top2, table.top3, strict=True)))
 
     def test_settings_are_checked(self):
         from SpineMetsClassifierLib.deep import train_deep_classifier
