@@ -125,6 +125,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", required=True, help="cohort manifest CSV (sequences, mask, label columns)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="auto: CUDA when available, else CPU (default auto)")
+    p.add_argument("--force-cpu", dest="device", action="store_const", const="cpu",
+                   help="run on the CPU even when CUDA is available (same as --device cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
 

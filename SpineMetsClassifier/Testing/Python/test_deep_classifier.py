@@ -428,10 +428,11 @@ class DeepVariantsTest(unittest.TestCase):
 
         features = self.tmp / "dl_features.csv"
         code, out, err = run("deep-features", "--model", str(model), "--manifest", str(self.manifest), "--out",
-                             str(features), "--device", "cpu")
+                             str(features), "--force-cpu")
         self.assertEqual(code, 0, err)
         self.assertEqual(json.loads(out)["n_features"], 64)
         self.assertEqual(pd.read_csv(features).shape, (8, 65))
+        self.assertEqual(json.loads((self.tmp / "dl_features.provenance.json").read_text())["device"], "cpu")
 
         (model / "weights.safetensors").write_bytes(b"\x80\x04tampered")
         code, _, err = run("predict-dl", "--model", str(model), "--manifest", str(self.manifest), "--out",
