@@ -22,6 +22,7 @@ from SpineMetsCore import dataio, segmentations, volumes
 from SpineMetsCore.errors import GeometryError, InputError
 from SpineMetsCore.manifest import CaseRow
 from SpineMetsCore.progress import ProgressCallback
+from SpineMetsCore.qc import QCFlag, validate_image
 from SpineMetsCore.runtime import MRMLRuntime, get_runtime, remove_node_tree, temporary_nodes
 
 from .metrics import SegmentationMetrics, compute_metrics
@@ -61,6 +62,26 @@ class LoadedCase:
     segment_ids: dict[int, str] = field(default_factory=dict)
 
 
+def _check_images(
+    images: Mapping[str, sitk.Image], nodes: Mapping[str, Any], paths: Mapping[str, Any] | None = None
+) -> list[QCFlag]:
+    """Refuse blank, 2-D or NaN images before a method turns them into a "lesion"; log the warnings.
+
+    Inputs are named by their node's file, else ``paths[name]``, else the node or sequence name.
+    """
+    flags: list[QCFlag] = []
+    for name, image in images.items():
+        node = nodes.get(name)
+        storage = node.GetStorageNode() if node is not None else None
+        path = storage.GetFileName() if storage is not None and storage.GetFileName() else (paths or {}).get(name)
+        subject = str(path) if path else (f"volume '{node.GetName()}'" if node is not None else f"sequence '{name}'")
+        found = validate_image(image, role="image", sequence=name, path=subject)
+        for flag in found:
+            logger.warning("%s", flag)
+        flags += found
+    return flags
+
+
 class LesionSegmentationLogic:
     """Lesion segmentation logic working on MRML volume and segmentation nodes."""
 
@@ -79,16 +100,19 @@ class LesionSegmentationLogic:
         reference: volumes.Geometry | None = None
         try:
             for name, path in paths.items():
-                node = dataio.read_volume(path, name=name)
+                node = dataio.read_volume(path, name=name, sequence=name)
                 nodes[name] = node
-                grid = volumes.node_geometry(node)  # the grid is enough: no copy of the voxels
+                image = volumes.volume_to_sitk(node)
+                validate_image(image, role="image", sequence=name, path=path)  # errors now; warnings when used
+                del image  # one volume's copy at a time; the overlap check needs only the grid
+                grid = volumes.node_geometry(node)
                 if reference is None:
                     reference = grid
                 elif not volumes.images_overlap(grid, reference):
                     raise GeometryError(f"sequence '{name}' ({path})", f"does not overlap sequence '{next(iter(paths))}'")
         except Exception:
             for node in nodes.values():
-                remove_node_tree(node)
+                remove_node_tree(node)  # with its display and storage nodes: the scene is as before
             raise
         return nodes
 
@@ -177,6 +201,7 @@ class LesionSegmentationLogic:
             parameters = RegionGrowingParameters.from_dict(parameters)
         nodes = self._namedVolumes(volumeNodes)
         images = {name: volumes.volume_to_sitk(node) for name, node in nodes.items()}
+        _check_images(images, nodes)
         result = grow_region(images, seeds, roi, parameters, referenceSequence)
         reference_node = nodes[result.reference_sequence]
         ids = self._addSegments(
@@ -206,8 +231,10 @@ class LesionSegmentationLogic:
         nodes = self._namedVolumes(volumeNodes)
         chosen = match_sequences(package.input_sequences, list(nodes), f"model '{getattr(package, 'source', model)}'")
         images = {seq: volumes.volume_to_sitk(nodes[given]) for seq, given in chosen.items()}
+        _check_images(images, {seq: nodes[given] for seq, given in chosen.items()})
         reference_node = nodes[chosen[package.input_sequences[0]]]
-        return self.segmentImagesWithUNet(images, package, segmentationNode, replaceExisting, forceCpu, progress, reference_node)
+        return self.segmentImagesWithUNet(images, package, segmentationNode, replaceExisting, forceCpu, progress, reference_node,
+                                          checked=True)
 
     def segmentImagesWithUNet(
         self,
@@ -218,17 +245,23 @@ class LesionSegmentationLogic:
         forceCpu: bool = False,
         progress: ProgressCallback | None = None,
         referenceVolume: Any | None = None,
+        sources: Mapping[str, str | os.PathLike[str]] | None = None,
+        checked: bool = False,
     ) -> list[SegmentResult]:
         """As :meth:`segmentWithUNet` on SimpleITK images (sequence name -> image), e.g. read from files.
 
         No volume node is needed, so a headless run holds each input's voxels
         once; the new segmentation node takes the first model sequence's grid.
+        ``sources`` (sequence -> file) names the inputs in QC messages.
         """
         from .unet import load_model_package, segment_images
 
         package = load_model_package(model) if isinstance(model, (str, os.PathLike)) else model
         chosen = match_sequences(package.input_sequences, list(images), f"model '{getattr(package, 'source', model)}'")
-        labelmap = segment_images({seq: images[given] for seq, given in chosen.items()}, package, force_cpu=forceCpu, progress=progress)
+        selected = {seq: images[given] for seq, given in chosen.items()}
+        if not checked:
+            _check_images(selected, {}, {seq: (sources or {}).get(given) for seq, given in chosen.items()})
+        labelmap = segment_images(selected, package, force_cpu=forceCpu, progress=progress)
         specs = [
             segmentations.SegmentSpec(int(label["value"]), str(label["name"]), _unit_color(label.get("color")))
             for label in package.labels
@@ -318,7 +351,10 @@ class LesionSegmentationLogic:
         """:meth:`computeSegmentMetrics` on two files (.seg.nrrd or labelmaps); adds no node to the scene."""
         with temporary_nodes() as temp:
             loaded = [temp.add(dataio.read_segmentation(path)) for path in (reference, test)]
-            return self.computeSegmentMetrics(loaded[0], loaded[1], referenceSegment, testSegment)
+            try:
+                return self.computeSegmentMetrics(loaded[0], loaded[1], referenceSegment, testSegment)
+            except InputError as exc:  # name the files, not only "test mask"
+                raise type(exc)(f"{exc.what} (reference {reference}, test {test})", exc.problem) from exc
 
     def runReaderStudy(
         self,

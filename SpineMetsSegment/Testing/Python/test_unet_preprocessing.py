@@ -28,9 +28,9 @@ def lesion_dice(prediction, truth):
 
 def full_grid_gaussian(image, geometry):
     """The previous anti-alias filter: a Gaussian on the whole input grid."""
-    from SpineMetsSegmentLib.unet.preprocessing import _antialias_sigma
+    from SpineMetsCore.imaging import antialias_sigma
 
-    sigma = _antialias_sigma(image, geometry)
+    sigma = antialias_sigma(image, geometry)
     if not any(s > 0 for s in sigma):
         return image
     return sitk.SmoothingRecursiveGaussian(image, [max(s, 1e-3) for s in sigma])
@@ -56,18 +56,20 @@ class AntialiasShrinkTest(unittest.TestCase):
     def test_dice_matches_full_grid_gaussian_on_held_out_cases(self):
         from unittest import mock
 
-        from SpineMetsSegmentLib.unet import preprocessing
+        from SpineMetsCore import imaging
 
         for case in self.cases:
             with self.subTest(seed=case.seed):
                 fast = lesion_dice(self._segment(case), case.lesion_mask)
-                with mock.patch.object(preprocessing, "antialias_shrink", full_grid_gaussian):
+                with mock.patch.object(imaging, "antialias_shrink", full_grid_gaussian):
                     full = lesion_dice(self._segment(case), case.lesion_mask)
                 self.assertGreater(full, 0.8)  # the reference pipeline really segments these cases
                 self.assertLessEqual(abs(fast - full), 0.005, f"Dice {fast:.4f} (shrink) vs {full:.4f} (full-grid Gaussian)")
 
     def test_shrink_filters_on_the_shrunk_grid(self):
-        from SpineMetsSegmentLib.unet.preprocessing import antialias_shrink, working_geometry
+        from SpineMetsSegmentLib.unet.preprocessing import working_geometry
+
+        from SpineMetsCore.imaging import antialias_shrink
 
         image = self.cases[0].images["T1"]
         geometry = working_geometry(image, self.pkg.spacing, self.pkg.card.get("orientation"))
