@@ -97,18 +97,16 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     # --overwrite starts a new file instead. Either way, check writability first.
     prepare_output(out, overwrite=True)
     logic = LesionSegmentationLogic()
-    if args.method == "regiongrow":
-        nodes = logic.loadSequences(images)
-    else:
-        # The network needs no volume nodes: each input is held once, as a SimpleITK image.
-        unet_images = {name: dataio.read_image(path) for name, path in images.items()}
+    # Neither method needs volume nodes here: each input is held once, as a SimpleITK image.
+    sitk_images = {name: dataio.read_image(path) for name, path in images.items()}
+    logic.checkImages(sitk_images, sources=images)  # every input, before the method's own checks
     existing = dataio.read_segmentation(out) if out.exists() and not args.overwrite else None
     if existing is not None:
         logger.info("adding to the segments of existing %s (pass --overwrite to start a new file)", out)
     if args.method == "regiongrow":
         results = [
-            logic.segmentRegionGrowing(
-                nodes,
+            logic.segmentImagesRegionGrowing(
+                sitk_images,
                 seeds,
                 roi,
                 segmentationNode=existing,
@@ -116,6 +114,8 @@ def _cmd_segment(args: argparse.Namespace) -> int:
                 replaceExisting=args.replace,
                 parameters=params,
                 referenceSequence=args.reference,
+                sources=images,
+                checked=True,
             )
         ]
     else:
@@ -124,8 +124,9 @@ def _cmd_segment(args: argparse.Namespace) -> int:
         update, close = console_progress("unet")
         try:
             results = logic.segmentImagesWithUNet(
-                unet_images, args.model, segmentationNode=existing, replaceExisting=args.replace, forceCpu=args.force_cpu, progress=update,
+                sitk_images, args.model, segmentationNode=existing, replaceExisting=args.replace, forceCpu=args.force_cpu, progress=update,
                 sources=images,
+                checked=True,
             )
         finally:
             close()

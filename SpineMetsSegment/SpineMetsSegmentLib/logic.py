@@ -195,17 +195,69 @@ class LesionSegmentationLogic:
         ``(x0, y0, z0, x1, y1, z1)``. Every input is checked before the
         segmentation node is touched, so a failing call leaves it as it was.
         """
+        nodes = self._namedVolumes(volumeNodes)
+        images = {name: volumes.volume_to_sitk(node) for name, node in nodes.items()}
+        _check_images(images, nodes)
+        return self._growAndAdd(images, seeds, roi, segmentationNode, segmentName, replaceExisting, parameters,
+                                referenceSequence, color, nodes)
+
+    def checkImages(
+        self, images: Mapping[str, sitk.Image], sources: Mapping[str, str | os.PathLike[str]] | None = None
+    ) -> list[QCFlag]:
+        """Refuse blank, 2-D or NaN images (naming ``sources[name]``); log and return the warnings.
+
+        For callers that read files themselves: check every input before any
+        other work, then pass ``checked=True`` to the ``segmentImages*`` methods.
+        """
+        return _check_images(images, {}, sources)
+
+    def segmentImagesRegionGrowing(
+        self,
+        images: Mapping[str, sitk.Image],
+        seeds: Any,
+        roi: Any = None,
+        segmentationNode: Any | None = None,
+        segmentName: str = "Lesion",
+        replaceExisting: bool = False,
+        parameters: RegionGrowingParameters | Mapping[str, Any] | None = None,
+        referenceSequence: str | None = None,
+        color: tuple[float, float, float] = LESION_COLORS[0],
+        sources: Mapping[str, str | os.PathLike[str]] | None = None,
+        checked: bool = False,
+    ) -> SegmentResult:
+        """As :meth:`segmentRegionGrowing` on SimpleITK images (sequence name -> image), e.g. read from files.
+
+        No volume node is made, so a headless run holds each input's voxels once.
+        ``sources`` (sequence -> file) names the inputs in QC messages.
+        """
+        if not images:
+            raise InputError("sequences", "no image given")
+        if not checked:
+            _check_images(images, {}, sources)
+        return self._growAndAdd(images, seeds, roi, segmentationNode, segmentName, replaceExisting, parameters,
+                                referenceSequence, color, {})
+
+    def _growAndAdd(
+        self,
+        images: Mapping[str, sitk.Image],
+        seeds: Any,
+        roi: Any,
+        segmentationNode: Any | None,
+        segmentName: str,
+        replaceExisting: bool,
+        parameters: RegionGrowingParameters | Mapping[str, Any] | None,
+        referenceSequence: str | None,
+        color: tuple[float, float, float],
+        nodes: Mapping[str, Any],
+    ) -> SegmentResult:
         from .region_growing import RegionGrowingParameters, grow_region  # scipy: only when growing
 
         if isinstance(parameters, Mapping):
             parameters = RegionGrowingParameters.from_dict(parameters)
-        nodes = self._namedVolumes(volumeNodes)
-        images = {name: volumes.volume_to_sitk(node) for name, node in nodes.items()}
-        _check_images(images, nodes)
         result = grow_region(images, seeds, roi, parameters, referenceSequence)
-        reference_node = nodes[result.reference_sequence]
         ids = self._addSegments(
-            result.mask, [segmentations.SegmentSpec(1, segmentName, tuple(color))], reference_node, segmentationNode, replaceExisting
+            result.mask, [segmentations.SegmentSpec(1, segmentName, tuple(color))], nodes.get(result.reference_sequence),
+            segmentationNode, replaceExisting,
         )
         node, sid = ids[1]
         return SegmentResult(node, sid, segmentations.segment_names(node)[sid], result.volume_ml)
