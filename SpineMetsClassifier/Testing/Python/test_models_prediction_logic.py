@@ -1,4 +1,4 @@
-"""ClassifierPredictionLogic on real MRML nodes: ranked table, bar plot, SHAP table; nodes untouched on error."""
+"""PredictionLogic on real MRML nodes: ranked table, bar plot, SHAP table; nodes untouched on error."""
 
 import json
 import shutil
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from SpineMetsCore.phantom import PhantomConfig, sample_records
+from SpineMetsPhantom import EDF_ITEMS, PhantomConfig, sample_records
 
 
 class PredictionLogicTest(unittest.TestCase):
@@ -29,9 +29,9 @@ class PredictionLogicTest(unittest.TestCase):
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def setUp(self):
-        from SpineMetsClassifierLib.models.prediction_logic import ClassifierPredictionLogic
+        from SpineMetsClassifierLib.logic.prediction import PredictionLogic
 
-        self.logic = ClassifierPredictionLogic()
+        self.logic = PredictionLogic()
         self.scene = self.logic.runtime.scene
 
     def test_predict_to_table_and_bar_plot(self):
@@ -97,7 +97,7 @@ class PredictionLogicTest(unittest.TestCase):
         node, png = self.logic.explainToTable(self.model, self.row, outputDir=self.tmp / "shap")
         table = table_node_to_dataframe(node)
         self.assertEqual(list(table.columns), ["feature", "value", "shap", "abs_shap"])
-        self.assertEqual(len(table), 14)
+        self.assertEqual(len(table), len(EDF_ITEMS))  # one row per EDF item of the schema
         self.assertTrue((np.diff(table["abs_shap"].to_numpy()) <= 1e-15).all())
         self.assertEqual(node.GetAttribute("SpineMets.ExplainedClass"), node.GetAttribute("SpineMets.PredictedClass"))
         self.assertEqual(table.set_index("feature").loc["sex", "value"], self.row["sex"])
