@@ -25,7 +25,8 @@ from SpineMetsCore.progress import ProgressCallback
 from SpineMetsCore.runtime import MRMLRuntime, get_runtime, remove_node_tree, temporary_nodes
 
 from .metrics import SegmentationMetrics, compute_metrics
-from .region_growing import RegionGrowingParameters, grow_region
+from .region_growing import RegionGrowingParameters, RegionGrowingSession, grow_region
+from .seeds import as_ras_points, as_roi
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +45,18 @@ class SegmentResult:
     segment_id: str
     segment_name: str
     volume_ml: float
+    qc: dict[str, float] = field(default_factory=dict)
+    """Method-specific reliability figures (region growing: ROI-border and prior-only surface fractions)."""
+    warnings: list[str] = field(default_factory=list)
+    """Why the result may be unreliable, in words (empty when nothing was flagged)."""
 
     def summary(self) -> dict[str, Any]:
-        return {"name": self.segment_name, "id": self.segment_id, "volume_ml": round(self.volume_ml, 6)}
+        out: dict[str, Any] = {"name": self.segment_name, "id": self.segment_id, "volume_ml": round(self.volume_ml, 6)}
+        if self.qc:
+            out["qc"] = dict(self.qc)
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        return out
 
 
 @dataclass
@@ -64,6 +74,8 @@ class LesionSegmentationLogic:
 
     def __init__(self, runtime: MRMLRuntime | None = None) -> None:
         self.runtime = runtime or get_runtime()
+        # the last region-growing session (images + ROI + first seed): corrective clicks reuse it
+        self._regionGrowingCache: tuple[tuple, RegionGrowingSession] | None = None
 
     @property
     def scene(self) -> Any:
@@ -159,27 +171,47 @@ class LesionSegmentationLogic:
         parameters: RegionGrowingParameters | Mapping[str, Any] | None = None,
         referenceSequence: str | None = None,
         color: tuple[float, float, float] = LESION_COLORS[0],
+        backgroundPoints: Any = None,
     ) -> SegmentResult:
-        """Grow one lesion from seed(s) and store it as a named segment.
+        """Segment one lesion from a click (+ corrective clicks) and store it as a named segment.
 
         ``volumeNodes``: sequence name -> scalar volume node (or nodes, named by
         their node names); other grids are resampled onto ``referenceSequence``
-        (default the first) by physical position. ``seeds``: RAS point(s) or a
-        markups fiducial node. ``roi``: None, a markups ROI node or RAS corners
-        ``(x0, y0, z0, x1, y1, z1)``. Every input is checked before the
-        segmentation node is touched, so a failing call leaves it as it was.
+        (default the first) by physical position, inside the ROI only. ``seeds``:
+        RAS point(s) or a markups fiducial node; the first is the lesion's centre,
+        later ones are foreground corrections. ``backgroundPoints``: RAS point(s)
+        or a markups node of background corrections. ``roi``: None, a markups ROI
+        node or RAS corners ``(x0, y0, z0, x1, y1, z1)``. Calling again with the
+        same volumes, ROI and first seed reuses the prepared session, so a
+        correction costs a fraction of the first click. Every input is checked
+        before the segmentation node is touched, so a failing call leaves it as it was.
         """
         if isinstance(parameters, Mapping):
             parameters = RegionGrowingParameters.from_dict(parameters)
+        params = parameters or RegionGrowingParameters()
         nodes = self._namedVolumes(volumeNodes)
-        images = {name: volumes.volume_to_sitk(node) for name, node in nodes.items()}
-        result = grow_region(images, seeds, roi, parameters, referenceSequence)
+        seed_points = as_ras_points(seeds)
+        box = as_roi(roi)
+        key = (
+            tuple((name, node.GetID(), node.GetMTime(), node.GetImageData().GetMTime() if node.GetImageData() else 0)
+                  for name, node in nodes.items()),
+            box,
+            referenceSequence,
+            repr(params.as_dict()),
+            seed_points[0],
+        )
+        session = self._regionGrowingCache[1] if self._regionGrowingCache and self._regionGrowingCache[0] == key else None
+        if session is None:
+            images = {name: volumes.volume_to_sitk(node) for name, node in nodes.items()}
+            session = RegionGrowingSession(images, seed_points[0], box, params, referenceSequence)
+            self._regionGrowingCache = (key, session)
+        result = grow_region({}, seed_points, box, params, referenceSequence, background_ras=backgroundPoints, session=session)
         reference_node = nodes[result.reference_sequence]
         ids = self._addSegments(
             result.mask, [segmentations.SegmentSpec(1, segmentName, tuple(color))], reference_node, segmentationNode, replaceExisting
         )
         node, sid = ids[1]
-        return SegmentResult(node, sid, segmentations.segment_names(node)[sid], result.volume_ml)
+        return SegmentResult(node, sid, segmentations.segment_names(node)[sid], result.volume_ml, result.qc, result.warnings)
 
     def segmentWithUNet(
         self,

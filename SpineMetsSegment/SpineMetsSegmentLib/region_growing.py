@@ -64,7 +64,7 @@ logger = logging.getLogger(__name__)
 class RegionGrowingParameters:
     """Settings of the click segmentation; the defaults suit 0.5-4 mm MRI and ROIs drawn ~1 cm around the lesion."""
 
-    smoothing_mm: float = 1.0
+    smoothing_mm: float = 0.5
     """Gaussian smoothing (sigma) of every sequence before sampling (0: none): noise and texture, not borders."""
     seed_radius_mm: float = 4.0
     """Radius around a click whose voxels give that click's signal statistics."""
@@ -110,6 +110,21 @@ class RegionGrowingParameters:
     """Angular radius (Gaussian sigma) over which a corrective click moves the surface."""
     click_trust: float = 0.95
     """How firmly the surface near a click follows the click (1: only the click, 0: image and prior as before)."""
+    separability_floor: float = 0.3
+    """Signal separability (lesion probability just inside minus just outside the surface) below which the
+    signal is not trusted beyond the surface: the box prior keeps its full weight and voxels are not refined."""
+    refine_weight: float = 1.0
+    """Weight of the voxel-level signal refinement (0: the star-shaped surface as is)."""
+    refine_band_mm: float = 12.0
+    """Voxels this far inside/outside the surface may change in the refinement."""
+    refine_shell_mm: float = 3.0
+    """Shell either side of the surface whose signals measure how well the signal separates the lesion."""
+    refine_distance_mm: float = 3.0
+    """Distance from the surface that costs one unit of signal log-odds in the refinement."""
+    refine_growth_separability: float = 0.5
+    """Separability above which lesion tissue connected to the surface is added."""
+    max_radius_mm: float = 100.0
+    """Voxels farther than this from the first seed are background (a size limit)."""
     default_roi_margin_mm: float = 30.0
     """Without an ROI: half-size margin of the box placed around the seeds (shape prior off)."""
     leak_warning_fraction: float = 0.15
@@ -126,6 +141,7 @@ class RegionGrowingParameters:
             "background_clusters": self.background_clusters >= 1,
             "max_distance": self.max_distance > 0,
             "roi_margin_mm": self.roi_margin_mm >= 0,
+            "separability_floor": 0 <= self.separability_floor < 1,
             "shape_weight": self.shape_weight >= 0,
             "shape_tolerance": self.shape_tolerance > 0,
             "region_weight": self.region_weight >= 0,
@@ -143,6 +159,7 @@ class RegionGrowingParameters:
             "click_influence_deg": self.click_influence_deg > 0,
             "click_trust": 0 <= self.click_trust < 1,
             "default_roi_margin_mm": self.default_roi_margin_mm > 0,
+            "max_radius_mm": self.max_radius_mm > 0,
             "leak_warning_fraction": 0 < self.leak_warning_fraction <= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
@@ -325,6 +342,13 @@ class RegionGrowingSession:
         self.crop = crop = sitk.RegionOfInterest(ref, [int(v) for v in hi - self.lo + 1], [int(v) for v in self.lo])
         self.depth = box.depth_like(crop)
         self.roi = self.depth >= -1e-4
+        # where the ROI is clipped by the image, the image's edge is the ROI's border
+        for axis, (n, step) in enumerate(zip(self.roi.shape, crop.GetSpacing()[::-1], strict=True)):
+            index = np.arange(n, dtype=np.float32)
+            edge = (np.minimum(index, n - 1 - index) + 0.5) * np.float32(step)
+            shape = [1, 1, 1]
+            shape[axis] = n
+            self.depth = np.minimum(self.depth, edge.reshape(shape))
         if not self.roi.any():
             raise InputError(box.name, "is empty: it contains no voxel of the reference image")
         self.names = list(aligned)
@@ -404,6 +428,7 @@ class RegionGrowingSession:
             axis=-1,
         ).astype(np.float32)  # (polar, azimuth, radius, channel)
         self.expected = self._expected_radius() if (self.roi_given and p.shape_weight > 0) else None
+        self.shape_scale = 1.0
         if self.expected is not None and p.core_fraction > 0:
             # a heterogeneous lesion is better described by its whole expected core than by the seed's neighbourhood
             core = self.radii[None, None, :] <= p.core_fraction * self.expected[..., None]
@@ -483,7 +508,12 @@ class RegionGrowingSession:
                 what = f"background point {n_bg}"
             self._trail.append(self._apply_click(self._trail[-1], key, what))
         state = self._trail[-1]
-        mask = self._rasterise(state.radius) & self.roi
+        mask = self._refine(state, self._rasterise(state.radius))
+        for state_n in self._trail[1:]:  # a click is the user's word: its neighbourhood follows it
+            if state_n.click is not None:
+                ball = _ball(self.roi.shape, self._kji(state_n.click[0]), self.params.click_radius_mm, self.spacing_kji)
+                mask = mask | ball if state_n.click[1] else mask & ~ball
+        mask &= self.roi
         qc, warnings = self._quality(state.radius, state.prior_only)
         return mask, qc, warnings
 
@@ -492,7 +522,24 @@ class RegionGrowingSession:
         tolerance = np.full(self.dirs_ijk.shape[:2], self.params.shape_tolerance)
         cost = self._ray_cost(prob, self.expected, tolerance)
         radius, prior_only = self._optimise(cost)
+        # Where the signal alone separates the lesion from what surrounds it, the box prior steps back.
+        kappa = self._ray_separability(prob, radius)
+        floor = self.params.separability_floor
+        self.shape_scale = float(np.clip(1.0 - 0.9 * (kappa - floor) / (1.0 - floor), 0.1, 1.0))
+        if self.shape_scale < 0.9:
+            radius, prior_only = self._optimise(self._ray_cost(prob, self.expected, tolerance))
         return _State(None, [self.lesion0], list(self.background), radius, prior_only, [])
+
+    def _ray_separability(self, prob: np.ndarray, radius: np.ndarray) -> float:
+        """Mean lesion probability just inside the surface minus just outside it (0: the signal cannot tell)."""
+        shell = self.params.refine_shell_mm
+        r = self.radii[None, None, :]
+        valid = np.arange(len(self.radii)) < self.ray_end[..., None]
+        inner = valid & (r > radius[..., None] - shell) & (r <= radius[..., None])
+        outer = valid & (r > radius[..., None]) & (r <= radius[..., None] + shell)
+        if not inner.any() or not outer.any():
+            return 0.0
+        return float(np.clip(prob[inner].mean() - prob[outer].mean(), 0.0, 1.0))
 
     def _apply_click(self, state: _State, key: tuple[tuple[float, ...], bool], what: str) -> _State:
         """One corrective click: the surface moves past (foreground) or before (background) it, locally."""
@@ -512,7 +559,7 @@ class RegionGrowingSession:
         cost = self._ray_cost(self._probability(lesion, background), prior, tolerance)
         candidate, prior_only = self._optimise(cost, constraints)
         radius = (1.0 - weight) * state.radius + weight * candidate
-        radius = self._constrain(radius, constraints)
+        radius = self._constrain(np.minimum(radius, p.max_radius_mm), constraints)
         return _State(key, lesion, background, radius, np.where(weight > 0.5, prior_only, state.prior_only), constraints)
 
     def _probability(self, lesion: list, background: list) -> np.ndarray:
@@ -534,12 +581,14 @@ class RegionGrowingSession:
         step = (p.ray_step_mm / scale)[..., None]
         inside_bad = np.cumsum(1.0 - prob, axis=-1) * step  # samples 0..m inside
         outside_bad = (prob.sum(axis=-1, keepdims=True) - np.cumsum(prob, axis=-1)) * step
-        cost = p.region_weight * (inside_bad + p.outside_weight * outside_bad)
+        # lesion-like signal outside counts fully only as far as the signal separates the lesion
+        trust = (1.0 - self.shape_scale) / 0.9
+        cost = p.region_weight * (inside_bad + (p.outside_weight + (1.0 - p.outside_weight) * trust) * outside_bad)
         edge_at = np.concatenate([self._edge[..., 1:], np.zeros_like(self._edge[..., :1])], axis=-1)  # step after m
         cost -= p.edge_weight * edge_at
         if expected is not None:
             dev = (self.radii[None, None, :] - expected[..., None]) / (tolerance * expected)[..., None]
-            cost += p.shape_weight * np.minimum(dev * dev, 9.0)
+            cost += p.shape_weight * self.shape_scale * np.minimum(dev * dev, 9.0)
         return np.where(valid, cost, np.inf).astype(np.float32)
 
     def _optimise(self, cost: np.ndarray, constraints: Sequence[tuple] = ()) -> tuple[np.ndarray, np.ndarray]:
@@ -556,7 +605,7 @@ class RegionGrowingSession:
             bad = radii < rho + p.click_radius_mm if foreground else radii >= max(rho - p.click_radius_mm, radii[0])
             c = np.where(cone[..., None] & bad[None, None, :], c + 1e3, c)
         index = np.argmin(c, axis=-1)
-        r = radii[index]
+        r = np.minimum(radii[index], p.max_radius_mm)
         for _ in range(p.surface_smoothing):
             padded = np.pad(np.pad(r, ((0, 0), (1, 1)), mode="wrap"), ((1, 1), (0, 0)), mode="edge")
             r = ndimage.median_filter(padded, size=3)[1:-1, 1:-1]
@@ -586,7 +635,50 @@ class RegionGrowingSession:
         wrapped = np.concatenate([r, r[:, :1]], axis=1)
         bound = ndimage.map_coordinates(wrapped, [np.broadcast_to(ti, shape).ravel(), np.broadcast_to(pj, shape).ravel()],
                                         order=1, mode="nearest").reshape(shape)
-        return rho <= bound
+        return rho - bound
+
+    def _refine(self, state: _State, outside_mm: np.ndarray) -> np.ndarray:
+        """Voxel-level refinement, trusting the signal as far as it tells the lesion from its surroundings.
+
+        ``outside_mm``: radial distance of every voxel outside the star surface (< 0 inside).
+        The separability is the lesion probability just inside the surface minus just
+        outside it: near 0 where the lesion touches tissue of the same signal (the surface
+        then stays as it is), near 1 where the signal alone outlines the lesion (voxels
+        follow it near the surface, and lesion tissue connected to it is added).
+        """
+        p = self.params
+        star = (outside_mm <= 0) & self.roi
+        outside_mm = np.maximum(outside_mm, self._seed_distance() - p.max_radius_mm)
+        if p.refine_weight <= 0:
+            return star
+        band = self.roi & (np.abs(outside_mm) <= p.refine_band_mm)
+        prob = np.zeros(self.roi.shape, dtype=np.float32)
+        prob[band] = _lesion_probability(self.channels[:, band].T, state.lesion, state.background, self.weights, p.max_distance)
+        near_in = band & (outside_mm > -p.refine_shell_mm) & (outside_mm <= 0)
+        near_out = band & (outside_mm > 0) & (outside_mm < p.refine_shell_mm)
+        if not near_in.any() or not near_out.any():
+            return star
+        kappa = float(np.clip(prob[near_in].mean() - prob[near_out].mean(), 0.0, 1.0))
+        self.last_separability = kappa
+        if kappa < p.separability_floor:
+            return star
+        logit = np.log(np.clip(prob, 1e-3, 1 - 1e-3) / np.clip(1 - prob, 1e-3, 1.0))
+        score = p.refine_weight * kappa * np.clip(logit, -4.0, 4.0) - outside_mm / p.refine_distance_mm
+        score = ndimage.gaussian_filter(np.where(band, score, np.where(star, 10.0, -10.0)).astype(np.float32),
+                                        p.smoothing_mm / self.spacing_kji) if p.smoothing_mm > 0 else score
+        mask = (score > 0) & self.roi
+        if kappa >= p.refine_growth_separability:
+            # lesion tissue connected to the surface (an extension into a pedicle, a lobe) is added
+            mask = ndimage.binary_propagation(mask, mask=mask | (band & (prob > 0.9)))
+        seed = tuple(np.clip(np.round(self.centre_kji).astype(int), 0, np.array(self.roi.shape) - 1))
+        labels, _ = ndimage.label(mask)
+        if labels[seed] > 0:
+            mask = labels == labels[seed]
+        return ndimage.binary_fill_holes(mask) & self.roi
+
+    def _seed_distance(self) -> np.ndarray:
+        k, j, i = ((np.arange(n, dtype=np.float32) - c) * s for n, c, s in zip(self.roi.shape, self.centre_kji, self.spacing_kji, strict=True))
+        return np.sqrt(i[None, None, :] ** 2 + j[None, :, None] ** 2 + k[:, None, None] ** 2)
 
     def _quality(self, r: np.ndarray, prior_only: np.ndarray) -> tuple[dict[str, float], list[str]]:
         p = self.params

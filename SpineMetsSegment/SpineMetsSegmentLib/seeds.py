@@ -41,6 +41,14 @@ def parse_float_list(text: str, count: int, what: str) -> tuple[float, ...]:
 
 
 
+def parse_points(text: str, what: str) -> list[tuple[float, float, float]]:
+    """``"x,y,z"`` or ``"x,y,z;x,y,z"`` -> RAS points; the error names the argument."""
+    parts = [p for p in str(text).split(";") if p.strip()]
+    if not parts:
+        raise InputError(what, f"needs x,y,z (or x,y,z;x,y,z), got {text!r}")
+    return [parse_float_list(p, 3, what) for p in parts]  # type: ignore[misc]
+
+
 def seeds_from_markups(node: Any) -> list[Point]:
     """World RAS positions of the control points of a markups (fiducial) node."""
     if node is None or not node.IsA("vtkMRMLMarkupsNode"):
