@@ -212,8 +212,6 @@ class SpineMetsSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     seed_radius_mm=p.seedRadiusMm,
                     background_border_mm=p.backgroundBorderMm,
                     max_radius_mm=p.maxRadiusMm,
-                    smoothing_iterations=p.smoothingIterations,
-                    fill_holes=p.fillHoles,
                 )
                 result = self.logic.segmentRegionGrowing(
                     self._volumes(),

@@ -123,6 +123,8 @@ class RegionGrowingParameters:
     """Distance from the surface that costs one unit of signal log-odds in the refinement."""
     refine_growth_separability: float = 0.5
     """Separability above which lesion tissue connected to the surface is added."""
+    working_spacing_mm: float = 0.6
+    """Voxels finer than this are averaged in integer blocks before growing; the mask comes back on the full grid."""
     max_radius_mm: float = 100.0
     """Voxels farther than this from the first seed are background (a size limit)."""
     default_roi_margin_mm: float = 30.0
@@ -160,6 +162,7 @@ class RegionGrowingParameters:
             "click_trust": 0 <= self.click_trust < 1,
             "default_roi_margin_mm": self.default_roi_margin_mm > 0,
             "max_radius_mm": self.max_radius_mm > 0,
+            "working_spacing_mm": self.working_spacing_mm > 0,
             "leak_warning_fraction": 0 < self.leak_warning_fraction <= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
@@ -219,12 +222,13 @@ def align_sequences(images: Mapping[str, sitk.Image], reference: str | None = No
     return ref_name, out
 
 
-def _onto_crop(image: sitk.Image, full_ref: sitk.Image, crop: sitk.Image, lo: np.ndarray) -> sitk.Image:
-    """``image`` on the crop grid as float32, touching only the crop's voxels."""
+def _onto_crop(image: sitk.Image, full_ref: sitk.Image, crop: sitk.Image, work: sitk.Image, lo: np.ndarray,
+               shrink: list[int]) -> sitk.Image:
+    """``image`` on the working grid as float32, touching only the ROI's voxels (block means when shrunk)."""
     if Geometry.from_image(image).same_grid(Geometry.from_image(full_ref)):
-        part = sitk.RegionOfInterest(image, list(crop.GetSize()), [int(v) for v in lo])
-        return sitk.Cast(part, sitk.sitkFloat32)
-    return sitk.Resample(image, crop, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+        part = sitk.Cast(sitk.RegionOfInterest(image, list(crop.GetSize()), [int(v) for v in lo]), sitk.sitkFloat32)
+        return sitk.BinShrink(part, shrink) if max(shrink) > 1 else part
+    return sitk.Resample(image, work, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
 
 
 def _robust_stats(samples: np.ndarray, floor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -339,7 +343,11 @@ class RegionGrowingSession:
         if bounds is None:
             raise InputError(box.name, "does not overlap the reference image")
         self.lo, hi = bounds
-        self.crop = crop = sitk.RegionOfInterest(ref, [int(v) for v in hi - self.lo + 1], [int(v) for v in self.lo])
+        self.output_grid = sitk.RegionOfInterest(ref, [int(v) for v in hi - self.lo + 1], [int(v) for v in self.lo])
+        # voxels much finer than the algorithm's millimetre scales are averaged in blocks (speed, not accuracy)
+        self.shrink = [max(1, int(params.working_spacing_mm // s)) for s in ref.GetSpacing()]
+        crop = sitk.BinShrink(self.output_grid, self.shrink) if max(self.shrink) > 1 else self.output_grid
+        self.crop = crop
         self.depth = box.depth_like(crop)
         self.roi = self.depth >= -1e-4
         # where the ROI is clipped by the image, the image's edge is the ROI's border
@@ -356,7 +364,8 @@ class RegionGrowingSession:
         if not np.any(self.weights > 0):
             raise InputError("region growing parameters", "sequence_weights exclude every sequence")
         self.channels = np.stack(
-            [_normalised_smoothed(_onto_crop(aligned[n], ref, crop, self.lo), self.roi, params) for n in self.names]
+            [_normalised_smoothed(_onto_crop(aligned[n], ref, self.output_grid, crop, self.lo, self.shrink), self.roi, params)
+             for n in self.names]
         )
         self.spacing_kji = np.array(crop.GetSpacing()[::-1], dtype=float)
         self.floor = np.full(len(self.names), params.min_spread)
@@ -676,6 +685,15 @@ class RegionGrowingSession:
             mask = labels == labels[seed]
         return ndimage.binary_fill_holes(mask) & self.roi
 
+    def to_output_grid(self, mask: np.ndarray) -> np.ndarray:
+        """A working-grid mask on the reference crop (identity unless voxels were averaged in blocks)."""
+        if max(self.shrink) == 1:
+            return mask
+        image = sitk.GetImageFromArray(mask.astype(np.float32))
+        image.CopyInformation(self.crop)
+        fine = sitk.Resample(image, self.output_grid, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+        return sitk.GetArrayViewFromImage(fine) >= 0.5
+
     def _seed_distance(self) -> np.ndarray:
         k, j, i = ((np.arange(n, dtype=np.float32) - c) * s for n, c, s in zip(self.roi.shape, self.centre_kji, self.spacing_kji, strict=True))
         return np.sqrt(i[None, None, :] ** 2 + j[None, :, None] ** 2 + k[:, None, None] ** 2)
@@ -731,11 +749,12 @@ def grow_region(
         if not session.box.contains(point):
             raise InputError(f"seed {n + 1}", f"RAS {tuple(round(v, 2) for v in point)} lies outside the {session.box.name}")
     mask, qc, warnings = session.segment(seeds[1:], backgrounds)
+    mask = session.to_output_grid(mask)
     for message in warnings:
         logger.warning("region growing: %s", message)
     image = sitk.GetImageFromArray(mask.astype(np.uint8))
-    image.CopyInformation(session.crop)
-    voxel_ml = float(np.prod(session.crop.GetSpacing())) / 1000.0
+    image.CopyInformation(session.output_grid)
+    voxel_ml = float(np.prod(session.output_grid.GetSpacing())) / 1000.0
     return RegionGrowingResult(
         mask=image,
         reference_sequence=session.reference,
