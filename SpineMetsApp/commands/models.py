@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from SpineMetsCore.errors import InputError
+from SpineMetsCore.fileio import prepare_output
 
 from . import command_help
 
@@ -58,6 +59,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from SpineMetsCore.progress import console_progress
 
+    kind = "file" if Path(args.out).suffix.lower() == ".zip" and args.classifier != "all" else "dir"
+    prepare_output(args.out, overwrite=args.overwrite, kind=kind)  # before hours of training, not after
     frame = read_feature_table(args.features, text_columns=(args.id_column, args.label, args.split_column or ""))
     update, close = console_progress("train")
     try:
@@ -76,7 +79,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             summary = {"model": str(path), "classes": result.card["classes"],
                        "cv": key_metrics(result.cv_metrics, n), "test": key_metrics(result.test_metrics, n) or None,
                        "synthetic_training_data": result.card["synthetic_training_data"],
-                       "sha256": read_card(path)["model_file"]["sha256"]}
+                       "sha256": read_card(path)["payload"]["sha256"]}
     finally:
         close()
     print(json.dumps(summary, indent=2, default=str))
@@ -90,6 +93,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     from SpineMetsCore.tables import provenance, write_table_csv
 
+    if args.out:
+        prepare_output(args.out, overwrite=args.overwrite)
+        prepare_output(Path(args.out).with_name(Path(args.out).stem + ".provenance.json"), overwrite=args.overwrite)
     package = load_package(args.model, expected_sha256=args.sha256)
     if args.features:
         frame = read_feature_table(args.features, text_columns=("case_id", package.id_column, package.label))
@@ -105,12 +111,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         source = args.manifest
     table = predict_table(package, frame, topk=args.topk, ignore_extra=args.ignore_extra_columns or bool(args.manifest),
                           strict_categories=args.strict_categories)
-    if package.synthetic:
+    if package.synthetic_training_data:
         print("spinemets predict: warning: the model was trained on SYNTHETIC data; predictions are not "
               "clinically valid", file=sys.stderr)
+    if "error" in table.columns and (table["error"] != "").any():
+        failed = table.loc[table["error"] != "", table.columns[0]].astype(str).tolist()
+        print(f"spinemets predict: warning: {len(failed)} case(s) not predicted because their feature extraction "
+              f"failed: {failed[:10]}{' ...' if len(failed) > 10 else ''} (see the 'error' column)", file=sys.stderr)
     if args.out:
         prov = provenance(operation="predict", model=str(args.model), model_sha256=package.sha256,
-                          input=str(source), synthetic_training_data=package.synthetic, task=package.card["task"])
+                          input=str(source), synthetic_training_data=package.synthetic_training_data, task=package.card["task"])
         write_table_csv(table, args.out, prov)
         print(json.dumps({"predictions": str(args.out), "cases": len(table), "classes": package.classes}))
     else:
@@ -123,6 +133,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from SpineMetsClassifierLib.models.package import load_package
     from SpineMetsClassifierLib.models.schema import read_feature_table
 
+    prepare_output(args.out, overwrite=args.overwrite, kind="dir")
     package = load_package(args.model, expected_sha256=args.sha256)
     frame = read_feature_table(args.features, text_columns=("case_id", package.id_column, package.label))
     cases = _split_values(args.case) if args.case else None
@@ -191,6 +202,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--threads", type=_positive_int, default=None, help="BLAS/OpenMP threads (default SPINEMETS_THREADS or 1)")
     p.add_argument("--synthetic-training-data", action="store_true",
                    help="mark the model as trained on synthetic data (detected automatically for phantom tables)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out package")
     p.set_defaults(func=_cmd_train)
 
     p = subparsers.add_parser("predict", help=command_help("predict"),
@@ -208,6 +220,7 @@ def register(subparsers: Any) -> None:
                    help="ignore columns the model does not use (default: error naming them)")
     p.add_argument("--strict-categories", action="store_true",
                    help="reject category values never seen in training (default: warn)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.set_defaults(func=_cmd_predict)
 
     p = subparsers.add_parser("explain", help=command_help("explain"))
@@ -219,5 +232,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sha256", default=None, help="refuse the model unless model.skops has this SHA-256")
     p.add_argument("--ignore-extra-columns", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace the files of an existing, non-empty --out folder")
     p.set_defaults(func=_cmd_explain)
 

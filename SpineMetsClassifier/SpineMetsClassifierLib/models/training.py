@@ -57,7 +57,7 @@ from .pipeline import (
     model_input_names,
     param_grid,
 )
-from .schema import FeatureSchema
+from .schema import FeatureSchema, exclude_failed_rows
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +65,6 @@ SPLITS: tuple[str, ...] = ("cv", "random", "column")
 DEFAULT_SCORING = "neg_log_loss"
 INTENDED_USE = ("Research use only. Not a medical device; not validated for clinical decisions. "
                 "Performance figures are those of the training data described here.")
-SYNTHETIC_WARNING = ("Trained on SYNTHETIC phantom data: the model says nothing about patients "
-                     "and must never be presented as clinically valid.")
 MULTICLASS_KEYS = ("accuracy", "top2_accuracy", "top3_accuracy", "auc_macro_ovr", "f1_macro",
                    "precision_macro", "recall_macro", "brier")
 BINARY_KEYS = ("auc", "accuracy", "sensitivity", "specificity", "ppv", "npv", "f1_macro", "brier")
@@ -320,6 +318,7 @@ def train_model(
     """Train one classifier on a features table (nothing is written; see :func:`save_training`)."""
     _check_config(config)
     classifier = config.classifier
+    frame = exclude_failed_rows(frame, str(source) if source is not None else "features")
     y_all = label_values(frame, config.label)
     exclude = {config.label, config.id_column, "case_id"}
     if config.split == "column" and config.split_column:
@@ -431,12 +430,10 @@ def _card(config: TrainConfig, schema: FeatureSchema, pipeline: Any, classes: li
         "seed": config.seed,
         "synthetic_training_data": bool(synthetic),
         "intended_use": INTENDED_USE,
-        "versions": library_versions(),
+        "library_versions": library_versions(),
         "metrics_convention": "SpineMetsCore.stats.classification_metrics (sklearn conventions)",
     }
-    if synthetic:
-        card["warning"] = SYNTHETIC_WARNING
-    return card
+    return card  # the synthetic-data warning is derived from the flag on every load (SpineMetsCore.packages)
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -481,6 +478,7 @@ def train_all(
     column, for ``spinemets stats evaluate --model-column model``).
     """
     results: dict[str, TrainResult] = {}
+    frame = exclude_failed_rows(frame, str(source) if source is not None else "features")  # warn once, not per model
     per_model = config.cv_folds + 1
     total = per_model * len(classifiers)
     for i, name in enumerate(classifiers):
