@@ -19,8 +19,8 @@ from slicer.util import VTKObservationMixin
 from SpineMetsClassifierLib.features.edf import load_schema
 from SpineMetsClassifierLib.features.quantitative import REFERENCES
 from SpineMetsClassifierLib.features.resources import DEFAULT_RADIOMICS_PARAMS
-from SpineMetsClassifierLib.logic import EDF_FORM_FIELDS
-from SpineMetsClassifierLib.logic import SpineMetsClassifierLogic as _LibLogic
+from SpineMetsClassifierLib.logic.cohort import EDF_FORM_FIELDS
+from SpineMetsClassifierLib.logic.cohort import CohortLogic as _LibLogic
 
 _EDF_SCHEMA = load_schema()
 
@@ -301,9 +301,9 @@ class SpineMetsClassifierLogic(ScriptedLoadableModuleLogic, _LibLogic):
         """Ranked classes (table + bar plot) and the SHAP explanation for the scene case's features."""
         import tempfile
 
-        from SpineMetsClassifierLib.models.prediction_logic import ClassifierPredictionLogic
+        from SpineMetsClassifierLib.logic.prediction import PredictionLogic
 
-        predictor = ClassifierPredictionLogic()
+        predictor = PredictionLogic()
         table = predictor.predictToTable(str(p.modelPath), p.featuresTable, p.predictionTable)
         chart = predictor.probabilityBarPlot(table)
         outDir = tempfile.mkdtemp(prefix="SpineMetsShap-", dir=slicer.app.temporaryPath)
@@ -312,7 +312,7 @@ class SpineMetsClassifierLogic(ScriptedLoadableModuleLogic, _LibLogic):
 
     def evaluateFromParameterNode(self, p):
         """Study statistics of a predictions CSV as table nodes and figures (next to the CSV)."""
-        from SpineMetsClassifierLib.evaluation_logic import EvaluationLogic
+        from SpineMetsClassifierLib.logic.evaluation import EvaluationLogic
 
         csv = Path(str(p.predictionsCsv))
         return EvaluationLogic().evaluateToTables(
@@ -338,7 +338,7 @@ class SpineMetsClassifierTest(ScriptedLoadableModuleTest):
     def test_checkPhantomManifest(self):
         import tempfile
 
-        from SpineMetsCore.phantom import write_cohort
+        from SpineMetsPhantom import write_cohort
 
         with tempfile.TemporaryDirectory() as tmp:
             manifest = write_cohort(os.path.join(tmp, "cohort"), n_cases=2, seed=5)
@@ -350,9 +350,9 @@ class SpineMetsClassifierTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Test passed")
 
     def test_extractCaseFeaturesFromNodes(self):
-        from SpineMetsCore.phantom import ANATOMY_LABELS, generate_case
         from SpineMetsCore.segmentations import find_segment_id, labelmap_to_segmentation
         from SpineMetsCore.volumes import sitk_to_volume
+        from SpineMetsPhantom import ANATOMY_LABELS, generate_case
 
         case = generate_case(2, "case002")
         volumes = {seq: sitk_to_volume(case.images[seq], name=f"case002_{seq}") for seq in ("T1", "T2")}

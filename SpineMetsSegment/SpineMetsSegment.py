@@ -28,7 +28,7 @@ from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import *
 from slicer.util import VTKObservationMixin
-from SpineMetsSegmentLib.logic import SpineMetsSegmentLogic as _LibLogic
+from SpineMetsSegmentLib.logic import LesionSegmentationLogic as _LibLogic
 
 METHOD_REGION_GROWING = "Region growing"
 METHOD_UNET = "U-Net"
@@ -42,47 +42,9 @@ when asked). Everything is also available headless: <code>spinemets segment</cod
 <code>spinemets seg-metrics</code> and the module Logic in
 <code>Slicer --no-main-window --python-script</code> or plain Python.
 <h3>Region growing (competitive, multi-sequence)</h3>
-<ol>
-<li>All chosen sequences are resampled onto the T1 grid by physical position and
-cropped to the ROI (without an ROI: a box 30 mm around the seeds). The result
-never leaves the ROI.</li>
-<li>Each sequence is scaled by its robust range inside the ROI and smoothed with
-edge-preserving gradient anisotropic diffusion.</li>
-<li>Lesion statistics (median, robust spread) come from the voxels within the seed
-radius of the seeds; background tissue classes (k-means) from the ROI border.</li>
-<li>A lesion probability compares the lesion with every background class, with
-spreads pooled per pair, so borders fall half-way between lesion and neighbour
-signal and a sequence where the lesion is iso-intense does not vote.</li>
-<li>GrowCut-like competition: a lesion front from the seeds and a background front
-from the ROI border advance together (fast marching, each fast where its class is
-likely); every voxel goes to the front that reaches it first. Thin bridges to
-similar tissue are reached by the background first, so the lesion does not leak.</li>
-<li>Heterogeneity: when the grown region is surrounded by tissue that no background
-class explains and that is not a blend of known tissues (a seed inside a necrotic or
-sclerotic focus), that tissue becomes a further lesion class and growing repeats.</li>
-<li>Clean-up: optional opening, keep components touching a seed, closing, hole
-filling (3-D and per slice), maximum radius from the seeds.</li>
-</ol>
-<h4>Parameters (defaults)</h4>
-<ul>
-<li><b>smoothing_iterations</b> (5): anisotropic diffusion iterations, 0 = none.</li>
-<li><b>smoothing_conductance</b> (1.0): relative to the mean gradient; lower keeps more edges.</li>
-<li><b>seed_radius_mm</b> (3): neighbourhood of the seeds giving the lesion statistics.</li>
-<li><b>min_spread</b> (0.04): floor of a class spread, in units of the sequence's ROI 5-95 % range.</li>
-<li><b>background_border_mm</b> (2): thickness of the ROI border that is background.</li>
-<li><b>background_clusters</b> (6): tissue classes found on the border.</li>
-<li><b>max_distance</b> (10): cap on a sequence's z-distance so one sequence cannot veto a voxel.</li>
-<li><b>edge_weight</b> (0): extra slowing of both fronts on edges (0 = off).</li>
-<li><b>max_lesion_components</b> (3): growing rounds, each may add a lesion class.</li>
-<li><b>rim_mm</b> (3), <b>novelty_z</b> (2.5), <b>novel_rim_fraction</b> (0.5): rim inspected for
-unexplained tissue, the z-distance beyond which tissue is unexplained, and the share of the
-rim that must be unexplained before a lesion class is added.</li>
-<li><b>max_radius_mm</b> (60): size limit from the seeds.</li>
-<li><b>opening_mm</b> (0), <b>closing_mm</b> (1.5): morphological clean-up radii.</li>
-<li><b>fill_holes</b> (on): fill enclosed foci.</li>
-<li><b>default_roi_margin_mm</b> (30): box around the seeds when no ROI is given.</li>
-<li><b>sequence_weights</b> (all 1): per-sequence weights; 0 ignores a sequence.</li>
-</ul>
+Seeds (and an optional ROI the lesion may not leave) on any of the sequences; a lesion front
+and a background front compete (GrowCut-like fast marching). The algorithm and every
+parameter: <a href="https://github.com/spinemets/SlicerSpineMets/blob/main/docs/region_growing.md">docs/region_growing.md</a>.
 <h3>U-Net</h3>
 A model package (folder or .zip with model.json and weights.safetensors; the weights'
 SHA-256 is verified before use) runs in a background process with progress, Cancel
@@ -421,7 +383,7 @@ class SpineMetsSegmentTest(ScriptedLoadableModuleTest):
         import SimpleITK as sitk
 
         from SpineMetsCore.manifest import read_manifest
-        from SpineMetsCore.phantom import write_cohort
+        from SpineMetsPhantom import write_cohort
 
         self.delayDisplay("Generating a phantom case")
         with tempfile.TemporaryDirectory() as tmp:
@@ -444,8 +406,8 @@ class SpineMetsSegmentTest(ScriptedLoadableModuleTest):
         import SimpleITK as sitk
         from SpineMetsSegmentLib.metrics import compute_metrics
 
-        from SpineMetsCore.phantom import generate_case
         from SpineMetsCore.volumes import sitk_to_volume
+        from SpineMetsPhantom import generate_case
 
         self.delayDisplay("Region growing from a seed point list inside an ROI")
         case = generate_case(7, case_id="slicerTest")

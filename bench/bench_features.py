@@ -115,7 +115,7 @@ def main() -> int:
     from SpineMetsClassifierLib.features.resources import DEFAULT_RADIOMICS_PARAMS
 
     from SpineMetsCore.manifest import read_manifest
-    from SpineMetsCore.phantom import write_cohort
+    from SpineMetsPhantom import write_cohort
 
     logging.basicConfig(level=logging.WARNING)
     load_before = os.getloadavg()

@@ -53,7 +53,7 @@ def main() -> int:
     from SpineMetsClassifierLib.models.schema import FeatureSchema
     from SpineMetsClassifierLib.models.training import TrainConfig, save_training, train_model
 
-    from SpineMetsCore.phantom import EDF_ITEMS, PhantomConfig, sample_records
+    from SpineMetsPhantom import EDF_ITEMS, PhantomConfig, sample_records
 
     logging.basicConfig(level=logging.ERROR)
     load_before = os.getloadavg()

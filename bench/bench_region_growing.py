@@ -31,16 +31,16 @@ REPEATS = 2
 
 def main() -> int:
     import SimpleITK as sitk
-    from SpineMetsSegmentLib.logic import SpineMetsSegmentLogic
+    from SpineMetsSegmentLib.logic import LesionSegmentationLogic
     from SpineMetsSegmentLib.metrics import compute_metrics
     from SpineMetsSegmentLib.region_growing import grow_region
 
     from SpineMetsCore import volumes
-    from SpineMetsCore.phantom import PhantomConfig, generate_case
+    from SpineMetsPhantom import PhantomConfig, generate_case
 
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)  # CPU seconds comparable on a shared machine
     case = generate_case(4, case_id="bench", config=PhantomConfig(size=SIZE))
-    logic = SpineMetsSegmentLogic()
+    logic = LesionSegmentationLogic()
     nodes = {name: volumes.sitk_to_volume(image, name=name) for name, image in case.images.items()}
     labels = sitk.GetArrayFromImage(case.lesion_mask)
     flip = np.array([-1.0, -1.0, 1.0])

@@ -42,7 +42,7 @@ def main() -> int:
     from SpineMetsSegmentLib.unet import demo_model_path, load_model_package, segment_images
     from SpineMetsSegmentLib.unet.preprocessing import prepare_images
 
-    from SpineMetsCore.phantom import PhantomConfig, generate_case
+    from SpineMetsPhantom import PhantomConfig, generate_case
 
     torch.set_num_threads(2)
     pkg = load_model_package(demo_model_path())

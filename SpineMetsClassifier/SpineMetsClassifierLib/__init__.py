@@ -1,6 +1,6 @@
 """Qt-free logic of the SpineMetsClassifier module (features, models, statistics).
 
-Submodules are imported lazily so that, e.g., ``SpineMetsClassifierLib.stats``
+Submodules are imported lazily so that, e.g., ``SpineMetsClassifierLib.evaluation``
 works without loading MRML.
 """
 

@@ -5,7 +5,7 @@ Imported lazily so light submodules do not load MRML.
 
 from typing import Any
 
-__all__ = ["LoadedCase", "RegionGrowingParameters", "SegmentResult", "SpineMetsSegmentLogic"]
+__all__ = ["LoadedCase", "RegionGrowingParameters", "SegmentResult", "LesionSegmentationLogic"]
 
 
 def __getattr__(name: str) -> Any:

@@ -39,7 +39,7 @@ def unet_command(
     python: str | None = None,
 ) -> list[str]:
     """Argument list of the child process (the public ``spinemets segment`` contract)."""
-    args = [python or python_executable(), "-m", "SpineMetsCore.cli", "segment", "--method", "unet"]
+    args = [python or python_executable(), "-m", "SpineMetsApp.cli", "segment", "--method", "unet"]
     for name, path in images.items():
         args += ["--image", f"{name}={Path(path)}"]
     args += ["--model", str(Path(model)), "--out", str(Path(out))]

@@ -1,4 +1,4 @@
-"""SpineMetsSegmentLogic: loading cases into MRML and managing lesion segments.
+"""LesionSegmentationLogic: loading cases into MRML and managing lesion segments.
 
 The class is plain Python (no ScriptedLoadableModuleLogic base) so that
 ``Slicer --no-main-window --python-script`` batch scripts, the ``spinemets``
@@ -58,7 +58,7 @@ class LoadedCase:
     segment_ids: dict[int, str] = field(default_factory=dict)
 
 
-class SpineMetsSegmentLogic:
+class LesionSegmentationLogic:
     """Lesion segmentation logic working on MRML volume and segmentation nodes."""
 
     def __init__(self, runtime: MRMLRuntime | None = None) -> None:

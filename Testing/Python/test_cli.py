@@ -13,7 +13,7 @@ import SimpleITK as sitk
 
 
 def run_cli(*argv: str) -> tuple[int, str, str]:
-    from SpineMetsCore.cli import main
+    from SpineMetsApp.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -36,7 +36,7 @@ class CliTest(unittest.TestCase):
         self.dir = Path(self.tmp.name)
 
     def test_negative_coordinates_are_joined(self):
-        from SpineMetsCore.cli import join_coordinate_values
+        from SpineMetsApp.cli import join_coordinate_values
 
         self.assertEqual(
             join_coordinate_values(["segment", "--seed-ras", "-12.5,3,40", "--roi-ras", "-1,-2,-3,4,5,6", "--x", "1"]),

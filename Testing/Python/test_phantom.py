@@ -1,4 +1,4 @@
-"""Tests of the synthetic spine MRI phantom (SpineMetsCore.phantom).
+"""Tests of the synthetic spine MRI phantom (SpineMetsPhantom).
 
 Plain unittest assertions so Slicer's unittest runner and pytest both run them.
 They check real outcomes: bytes on disk, geometry, what the images show versus what
@@ -21,7 +21,7 @@ import SimpleITK as sitk
 from scipy import ndimage, stats
 
 from SpineMetsCore.errors import InputError
-from SpineMetsCore.phantom import (
+from SpineMetsPhantom import (
     CANAL,
     DISC,
     EDF_ITEMS,

@@ -68,7 +68,7 @@ MIN_BODY_ML = 0.3
 
 def default_anatomy_labels() -> dict[str, int]:
     """Structure name -> label value of the phantom's anatomy map (the default convention)."""
-    from SpineMetsCore.phantom import ANATOMY_LABELS
+    from SpineMetsPhantom import ANATOMY_LABELS
 
     return {name: int(value) for value, name in ANATOMY_LABELS.items() if value != 0}
 

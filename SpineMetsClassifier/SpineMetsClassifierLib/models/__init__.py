@@ -10,7 +10,7 @@ Public API (imported lazily, so ``import SpineMetsClassifierLib.models`` stays c
 - inference: :func:`predict_table`, :func:`predict_proba`, :func:`ranked_classes`, :class:`FeatureMismatchError`
 - SHAP: :func:`explain`, :func:`global_importance`, :func:`ranking`, :func:`case_contributions`,
   :func:`write_explanations`
-- MRML: :class:`ClassifierPredictionLogic` (``predictToTable``, ``probabilityBarPlot``, ``explainToTable``)
+- MRML: :class:`PredictionLogic` (``predictToTable``, ``probabilityBarPlot``, ``explainToTable``)
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ _EXPORTS: dict[str, str] = {
     "ranking": "explain",
     "case_contributions": "explain",
     "write_explanations": "explain",
-    "ClassifierPredictionLogic": "prediction_logic",
+    "PredictionLogic": "prediction_logic",
 }
 
 __all__ = sorted(_EXPORTS)

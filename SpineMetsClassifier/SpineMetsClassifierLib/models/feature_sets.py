@@ -44,7 +44,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from SpineMetsCore.errors import InputError
-from SpineMetsCore.phantom import EDF_ITEMS  # the EDF form's items (phantom records use the same names)
+from SpineMetsPhantom import EDF_ITEMS  # the EDF form's items (phantom records use the same names)
 
 CLINICAL_ITEMS: tuple[str, ...] = ("age", "sex")
 

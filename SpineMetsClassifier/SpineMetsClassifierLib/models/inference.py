@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from SpineMetsCore.errors import InputError
+from SpineMetsCore.stats import class_ranks
 
-from ..stats import DEFAULT_PROB_PREFIX, class_ranks
+from ..evaluation.evaluate import DEFAULT_PROB_PREFIX
 from .package import ModelPackage
 from .pipeline import limited_threads
 

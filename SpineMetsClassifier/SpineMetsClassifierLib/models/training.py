@@ -37,9 +37,9 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_sp
 
 from SpineMetsCore.errors import InputError
 from SpineMetsCore.fileio import sha256_file
+from SpineMetsCore.stats import StatsInputError, classification_metrics, delong_roc_test, json_safe
 from SpineMetsCore.tables import provenance, write_table_csv
 
-from ..stats import StatsInputError, classification_metrics, delong_roc_test, json_safe
 from .feature_sets import select_features
 from .inference import predictions_frame
 from .package import library_versions, save_package
@@ -432,7 +432,7 @@ def _card(config: TrainConfig, schema: FeatureSchema, pipeline: Any, classes: li
         "synthetic_training_data": bool(synthetic),
         "intended_use": INTENDED_USE,
         "versions": library_versions(),
-        "metrics_convention": "SpineMetsClassifierLib.stats.classification_metrics (sklearn conventions)",
+        "metrics_convention": "SpineMetsCore.stats.classification_metrics (sklearn conventions)",
     }
     if synthetic:
         card["warning"] = SYNTHETIC_WARNING

@@ -1,4 +1,4 @@
-"""SpineMetsClassifierLogic.checkManifest: per-case problems reported, table node with provenance."""
+"""CohortLogic.checkManifest: per-case problems reported, table node with provenance."""
 
 import json
 import tempfile
@@ -13,7 +13,7 @@ from SpineMetsCore.testing import random_image
 
 class ManifestCheckTest(unittest.TestCase):
     def test_per_case_problems_and_table_provenance(self):
-        from SpineMetsClassifierLib.logic import SpineMetsClassifierLogic
+        from SpineMetsClassifierLib.logic.cohort import CohortLogic
 
         from SpineMetsCore.tables import PROVENANCE_ATTRIBUTE, table_node_to_dataframe
 
@@ -29,7 +29,7 @@ class ManifestCheckTest(unittest.TestCase):
                 "good,g_T1.nrrd,g_T2.nrrd,mask.nrrd\n"
                 "bad,b_T1.nrrd,b_T2.nrrd,mask.nrrd\n"
             )
-            logic = SpineMetsClassifierLogic()
+            logic = CohortLogic()
             frame = logic.checkManifest(d / "manifest.csv")
             self.assertEqual(list(frame["case_id"]), ["good", "bad"])
             self.assertEqual(frame.loc[0, "problem"], "")

@@ -11,9 +11,9 @@ import pandas as pd
 
 class EvaluationLogicTest(unittest.TestCase):
     def test_metrics_table_matches_stats_and_figures_exist(self):
-        from SpineMetsClassifierLib.evaluation_logic import EvaluationLogic
-        from SpineMetsClassifierLib.stats import classification_metrics
+        from SpineMetsClassifierLib.logic.evaluation import EvaluationLogic
 
+        from SpineMetsCore.stats import classification_metrics
         from SpineMetsCore.tables import PROVENANCE_ATTRIBUTE, table_node_to_dataframe
 
         rng = np.random.default_rng(4)

@@ -20,7 +20,7 @@ class Interrupted(KeyboardInterrupt):
 class CohortExtractionTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        from SpineMetsCore.phantom import PhantomConfig, write_cohort
+        from SpineMetsPhantom import PhantomConfig, write_cohort
 
         cls.tmp = tempfile.TemporaryDirectory()
         cls.dir = Path(cls.tmp.name)
@@ -99,7 +99,7 @@ class CohortExtractionTest(unittest.TestCase):
         self.assertEqual(changed.frame["shape_VoxelVolume"].iloc[0], self.serial.frame["shape_VoxelVolume"].iloc[0])
 
     def test_broken_case_is_reported_and_the_others_complete(self):
-        from SpineMetsCore.cli import main
+        from SpineMetsApp.cli import main
 
         cohort = self.dir / "broken"
         shutil.copytree(self.manifest.parent, cohort)
@@ -127,7 +127,7 @@ class CohortExtractionTest(unittest.TestCase):
 
         from SpineMetsClassifierLib.features.resources import DEFAULT_RADIOMICS_PARAMS
 
-        from SpineMetsCore.cli import main
+        from SpineMetsApp.cli import main
 
         out = self.dir / "cli" / "features.csv"
         code = main(["features", "--manifest", str(self.manifest), "--params", str(DEFAULT_RADIOMICS_PARAMS),
@@ -147,7 +147,7 @@ class CohortExtractionTest(unittest.TestCase):
     def test_interrupted_run_writes_no_output_and_bad_input_is_refused(self):
         from SpineMetsClassifierLib.features.cohort import extract_cohort, write_outputs
 
-        from SpineMetsCore.cli import main
+        from SpineMetsApp.cli import main
         from SpineMetsCore.errors import InputError
 
         def interrupt(done, total):

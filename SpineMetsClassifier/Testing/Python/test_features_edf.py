@@ -29,7 +29,7 @@ class EDFSchemaTest(unittest.TestCase):
     def test_schema_documents_every_item_and_matches_the_phantom(self):
         from SpineMetsClassifierLib.features.edf import load_schema
 
-        from SpineMetsCore.phantom import CATEGORICAL_EDF, EDF_ITEMS
+        from SpineMetsPhantom import CATEGORICAL_EDF, EDF_ITEMS
 
         schema = load_schema()
         for name in ISSUE_ITEMS:
@@ -47,7 +47,7 @@ class EDFSchemaTest(unittest.TestCase):
     def test_phantom_records_validate_unchanged(self):
         from SpineMetsClassifierLib.features.edf import read_edf_csv
 
-        from SpineMetsCore.phantom import EDF_ITEMS, sample_records
+        from SpineMetsPhantom import EDF_ITEMS, sample_records
 
         records = sample_records(40, seed=4)
         path = write_csv(self.dir / "edf.csv", [{"case_id": r["case_id"], **{k: r[k] for k in EDF_ITEMS}} for r in records])
@@ -118,12 +118,12 @@ class EDFSchemaTest(unittest.TestCase):
 
     def test_module_form_values(self):
         from SpineMetsClassifierLib.features.edf import EDFValidationError
-        from SpineMetsClassifierLib.logic import EDF_FORM_FIELDS, SpineMetsClassifierLogic
+        from SpineMetsClassifierLib.logic.cohort import EDF_FORM_FIELDS, CohortLogic
 
-        from SpineMetsCore.phantom import EDF_ITEMS
+        from SpineMetsPhantom import EDF_ITEMS
 
         self.assertLessEqual(set(EDF_ITEMS), set(EDF_FORM_FIELDS))
-        logic = SpineMetsClassifierLogic()
+        logic = CohortLogic()
         record = logic.edfFromForm({"edfAge": -1, "edfSex": "F", "edfT1Signal": "", "edfFracture": "yes", "edfLevel": "L3"})
         self.assertEqual(record, {"age": None, "sex": "F", "t1_signal": None, "fracture": "yes", "level": "L3"})
         with self.assertRaises(EDFValidationError) as ctx:
@@ -134,7 +134,7 @@ class EDFSchemaTest(unittest.TestCase):
         """The form's combo boxes get their items from the schema (Choice annotations)."""
         import ast
 
-        from SpineMetsClassifierLib.logic import EDF_FORM_FIELDS
+        from SpineMetsClassifierLib.logic.cohort import EDF_FORM_FIELDS
 
         module = Path(__file__).resolve().parents[2] / "SpineMetsClassifier.py"
         tree = ast.parse(module.read_text())

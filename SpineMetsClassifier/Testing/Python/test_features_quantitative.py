@@ -16,7 +16,7 @@ class PhantomCohortQuantitativeTest(unittest.TestCase):
     def setUpClass(cls):
         from SpineMetsClassifierLib.features.case import CaseSettings, extract_case
 
-        from SpineMetsCore.phantom import case_seed, generate_case
+        from SpineMetsPhantom import case_seed, generate_case
 
         cls.rows = []
         for index in range(N_CASES):
@@ -50,7 +50,7 @@ class PhantomCohortQuantitativeTest(unittest.TestCase):
         self.assertGreater(np.corrcoef(auto, segment)[0, 1], 0.9)
 
     def test_muscle_reference_ratio(self):
-        from SpineMetsCore.phantom import MUSCLE
+        from SpineMetsPhantom import MUSCLE
 
         case, rows = self.rows[0]
         t1 = sitk.GetArrayFromImage(case.images["T1"])

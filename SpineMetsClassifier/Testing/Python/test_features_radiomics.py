@@ -36,7 +36,7 @@ def _direct(params, image, mask, label=1):
 class RadiomicsFeaturesTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        from SpineMetsCore.phantom import generate_case, write_case
+        from SpineMetsPhantom import generate_case, write_case
 
         cls.tmp = tempfile.TemporaryDirectory()
         cls.dir = Path(cls.tmp.name)
@@ -109,14 +109,14 @@ class RadiomicsFeaturesTest(unittest.TestCase):
 
     def test_mrml_nodes_give_the_same_values_as_files(self):
         from SpineMetsClassifierLib.features.case import CaseSettings, extract_case, read_case_images
-        from SpineMetsClassifierLib.logic import SpineMetsClassifierLogic
+        from SpineMetsClassifierLib.logic.cohort import CohortLogic
 
         from SpineMetsCore.dataio import read_image, read_segmentation, read_volume
-        from SpineMetsCore.phantom import ANATOMY_LABELS
         from SpineMetsCore.segmentations import find_segment_id, labelmap_to_segmentation, segment_ids
         from SpineMetsCore.tables import PROVENANCE_ATTRIBUTE, table_node_to_dataframe
+        from SpineMetsPhantom import ANATOMY_LABELS
 
-        logic = SpineMetsClassifierLogic()
+        logic = CohortLogic()
         volumes = {seq: read_volume(self.path(seq), name=f"case002_{seq}") for seq in SEQUENCES}
         lesions = read_segmentation(self.path("mask"), name="lesions")  # labelmap file: one segment per label
         anatomy_specs = {value: name for value, name in ANATOMY_LABELS.items() if value}

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from SpineMetsCore.phantom import EDF_ITEMS, PhantomConfig, sample_records, write_cohort
+from SpineMetsPhantom import EDF_ITEMS, PhantomConfig, sample_records, write_cohort
 
 
 def run_cli(argv):
-    from SpineMetsCore.cli import main
+    from SpineMetsApp.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

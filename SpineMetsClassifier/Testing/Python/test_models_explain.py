@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from SpineMetsCore.phantom import INFORMATIVE_EDF, NOISE_EDF, PhantomConfig, sample_records
+from SpineMetsPhantom import INFORMATIVE_EDF, NOISE_EDF, PhantomConfig, sample_records
 
 
 def _train(frame, classifier, out, **kw):

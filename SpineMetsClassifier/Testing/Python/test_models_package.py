@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from SpineMetsCore.phantom import EDF_ITEMS, PhantomConfig, sample_records
+from SpineMetsPhantom import EDF_ITEMS, PhantomConfig, sample_records
 
 
 class PackageTest(unittest.TestCase):

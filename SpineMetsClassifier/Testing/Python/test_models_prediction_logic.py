@@ -1,4 +1,4 @@
-"""ClassifierPredictionLogic on real MRML nodes: ranked table, bar plot, SHAP table; nodes untouched on error."""
+"""PredictionLogic on real MRML nodes: ranked table, bar plot, SHAP table; nodes untouched on error."""
 
 import json
 import shutil
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from SpineMetsCore.phantom import PhantomConfig, sample_records
+from SpineMetsPhantom import PhantomConfig, sample_records
 
 
 class PredictionLogicTest(unittest.TestCase):
@@ -29,9 +29,9 @@ class PredictionLogicTest(unittest.TestCase):
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def setUp(self):
-        from SpineMetsClassifierLib.models.prediction_logic import ClassifierPredictionLogic
+        from SpineMetsClassifierLib.logic.prediction import PredictionLogic
 
-        self.logic = ClassifierPredictionLogic()
+        self.logic = PredictionLogic()
         self.scene = self.logic.runtime.scene
 
     def test_predict_to_table_and_bar_plot(self):

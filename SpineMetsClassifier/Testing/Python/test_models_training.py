@@ -2,7 +2,7 @@
 
 Data: the phantom's record-only path (no images). Study A cohort: 514 metastasis
 cases (primary_bone_fraction 0), 360 development + 154 test. Metrics come from
-the statistics package (SpineMetsClassifierLib.stats.classification_metrics).
+the statistics package (SpineMetsCore.stats.classification_metrics).
 """
 
 import dataclasses
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from SpineMetsCore.phantom import EDF_ITEMS, PhantomConfig, sample_records
+from SpineMetsPhantom import EDF_ITEMS, PhantomConfig, sample_records
 
 
 def study_a_table(seed=2025):
@@ -42,7 +42,7 @@ class StudyAQualityTest(unittest.TestCase):
         cls.result = train_model(cls.frame, cls.config)
 
     def test_beats_majority_baseline(self):
-        from SpineMetsClassifierLib.stats import classification_metrics
+        from SpineMetsCore.stats import classification_metrics
 
         result = self.result
         classes = result.card["classes"]

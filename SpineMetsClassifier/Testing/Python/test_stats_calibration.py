@@ -9,7 +9,8 @@ from scipy import optimize, stats
 from scipy.special import expit, logit
 from sklearn.calibration import calibration_curve as sk_calibration_curve
 from sklearn.metrics import brier_score_loss
-from SpineMetsClassifierLib.stats import (
+
+from SpineMetsCore.stats import (
     SingleClassError,
     StatsInputError,
     brier_score,

@@ -11,8 +11,10 @@ import unittest
 
 import numpy as np
 import pandas as pd
-from SpineMetsClassifierLib import stats_cli
-from SpineMetsClassifierLib.stats import (
+
+from SpineMetsApp.cli import main as spinemets_main
+from SpineMetsApp.commands import statistics as stats_cli
+from SpineMetsCore.stats import (
     DCA_COLUMNS,
     bootstrap_metric,
     calibration_summary,
@@ -27,7 +29,7 @@ def run(argv):
     """(exit code, stdout, stderr) of the CLI."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = stats_cli.main(argv)
+        code = spinemets_main(argv)
     return code, out.getvalue(), err.getvalue()
 
 

@@ -5,7 +5,8 @@ import unittest
 import numpy as np
 import pandas as pd
 from scipy import stats
-from SpineMetsClassifierLib.stats import TABLE1_COLUMNS, StatsInputError, compare_categorical, compare_groups
+
+from SpineMetsCore.stats import TABLE1_COLUMNS, StatsInputError, compare_categorical, compare_groups
 
 
 def cohort(seed=0, n=80):
@@ -90,7 +91,7 @@ class TestCompareGroups(unittest.TestCase):
         self.assertAlmostEqual(r["p"], stats.kruskal(*samples).pvalue, places=12)
 
     def test_welch_anova_closed_form(self):
-        from SpineMetsClassifierLib.stats.cohort_tests import _welch_anova_closed_form
+        from SpineMetsCore.stats.cohort_tests import _welch_anova_closed_form
 
         rng = np.random.default_rng(3)
         two = [rng.normal(0, 1, 12), rng.normal(0.8, 2.5, 20)]

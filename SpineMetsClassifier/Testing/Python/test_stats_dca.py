@@ -3,7 +3,8 @@
 import unittest
 
 import numpy as np
-from SpineMetsClassifierLib.stats import (
+
+from SpineMetsCore.stats import (
     DCA_COLUMNS,
     MissingValueError,
     SingleClassError,

@@ -6,7 +6,8 @@ import warnings
 import numpy as np
 from scipy import stats
 from sklearn.metrics import roc_auc_score
-from SpineMetsClassifierLib.stats import (
+
+from SpineMetsCore.stats import (
     MissingValueError,
     SingleClassError,
     StatsInputError,

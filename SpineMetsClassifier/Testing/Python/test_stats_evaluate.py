@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from SpineMetsClassifierLib.stats import (
+from SpineMetsClassifierLib.evaluation import evaluate_predictions, write_outputs
+
+from SpineMetsCore.stats import (
     MissingValueError,
     StatsInputError,
     bootstrap_classification_metrics,
@@ -18,8 +20,6 @@ from SpineMetsClassifierLib.stats import (
     delong_auc,
     delong_ovr_test,
     delong_roc_test,
-    evaluate_predictions,
-    write_outputs,
 )
 
 CLASSES = ["lung", "breast", "prostate"]

@@ -4,7 +4,8 @@ import unittest
 
 import numpy as np
 from sklearn import metrics as skm
-from SpineMetsClassifierLib.stats import (
+
+from SpineMetsCore.stats import (
     MissingValueError,
     SingleClassError,
     StatsInputError,

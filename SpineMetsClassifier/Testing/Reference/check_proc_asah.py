@@ -16,8 +16,9 @@ import os
 import unittest
 
 import pandas as pd
-from SpineMetsClassifierLib import stats_cli
-from SpineMetsClassifierLib.stats import delong_auc, delong_roc_test, delong_roc_test_unpaired
+
+from SpineMetsApp.cli import main as spinemets_main
+from SpineMetsCore.stats import delong_auc, delong_roc_test, delong_roc_test_unpaired
 
 ASAH = os.environ.get("SPINEMETS_ASAH_CSV", "")
 
@@ -79,7 +80,7 @@ class TestProcASAH(unittest.TestCase):
     def test_cli_route(self):
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            code = stats_cli.main(["stats", "delong", "--csv", ASAH, "--truth", "outcome", "--positive", "Poor",
+            code = spinemets_main(["stats", "delong", "--csv", ASAH, "--truth", "outcome", "--positive", "Poor",
                                    "--score", "wfns", "--score", "s100b"])
         self.assertEqual(code, 0)
         res = json.loads(out.getvalue())

@@ -44,13 +44,13 @@ def read_seeds(path: Path) -> dict[str, list[dict[str, str]]]:
 
 def segment_cohort(manifest: Path, seeds_file: Path | None, out: Path, sequences: list[str] | None, model: str | None) -> dict:
     import pandas as pd
-    from SpineMetsSegmentLib.logic import SpineMetsSegmentLogic
+    from SpineMetsSegmentLib.logic import LesionSegmentationLogic
     from SpineMetsSegmentLib.seeds import parse_float_list
 
     from SpineMetsCore.manifest import read_manifest
     from SpineMetsCore.tables import provenance, write_table_csv
 
-    logic = SpineMetsSegmentLogic()
+    logic = LesionSegmentationLogic()
     seeds = read_seeds(seeds_file) if seeds_file else {}
     records = []
     for row in read_manifest(manifest):

@@ -57,7 +57,7 @@ def evaluate_held_out(model_dir: Path, manifest: Path, disjoint: bool) -> dict[s
 
     from SpineMetsCore import dataio
     from SpineMetsCore.manifest import read_manifest
-    from SpineMetsCore.phantom import PHANTOM_VERSION
+    from SpineMetsPhantom import PHANTOM_VERSION
 
     pkg = load_model_package(model_dir)
     rows = read_manifest(manifest, required_sequences=tuple(pkg.input_sequences), require_mask=True)
@@ -118,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from SpineMetsSegmentLib.unet import TrainingConfig, load_model_package, train_model, write_model_package
 
-    from SpineMetsCore.phantom import write_cohort
     from SpineMetsCore.progress import console_progress
+    from SpineMetsPhantom import write_cohort
 
     torch.set_num_threads(args.threads)
     started = time.perf_counter()

@@ -11,8 +11,8 @@ from SpineMetsSegmentLib.region_growing import RegionGrowingParameters, grow_reg
 from SpineMetsSegmentLib.seeds import RAS_TO_LPS, RoiBox
 
 from SpineMetsCore.errors import GeometryError, InputError
-from SpineMetsCore.phantom import ALL_SITES, PhantomConfig, generate_case
 from SpineMetsCore.testing import oblique_direction
+from SpineMetsPhantom import ALL_SITES, PhantomConfig, generate_case
 
 ROI_MARGIN_MM = 10.0
 MIN_LESIONS = 32

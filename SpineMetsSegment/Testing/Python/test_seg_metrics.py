@@ -14,12 +14,12 @@ import pandas as pd
 import SimpleITK as sitk
 from scipy import ndimage
 from scipy.spatial import cKDTree
-from SpineMetsSegmentLib.logic import SpineMetsSegmentLogic
+from SpineMetsSegmentLib.logic import LesionSegmentationLogic
 from SpineMetsSegmentLib.metrics import compute_metrics
 from SpineMetsSegmentLib.reader_study import paired_comparison, read_cohort
 
+from SpineMetsApp.cli import main as spinemets
 from SpineMetsCore import segmentations
-from SpineMetsCore.cli import main as spinemets
 from SpineMetsCore.dataio import write_image, write_segmentation
 from SpineMetsCore.errors import InputError
 from SpineMetsCore.runtime import get_runtime
@@ -152,7 +152,7 @@ class ReaderStudyTest(unittest.TestCase):
         cls.tmp.cleanup()
 
     def test_logic_tables_csv_and_paired_tests(self):
-        logic = SpineMetsSegmentLogic()
+        logic = LesionSegmentationLogic()
         scene = get_runtime().scene
         n_segmentations = scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode")
         out = Path(self.tmp.name) / "out" / "metrics.csv"

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 from SpineMetsSegmentLib.background import child_environment, launch, parse_progress, terminate, unet_command
-from SpineMetsSegmentLib.cli import parse_image_argument
 from SpineMetsSegmentLib.metrics import compute_metrics
 
+from SpineMetsApp.cli import main as spinemets
+from SpineMetsApp.commands.segmentation import parse_image_argument
 from SpineMetsCore import segmentations
-from SpineMetsCore.cli import main as spinemets
 from SpineMetsCore.dataio import read_segmentation
-from SpineMetsCore.phantom import generate_case, write_case
 from SpineMetsCore.runtime import get_runtime
+from SpineMetsPhantom import generate_case, write_case
 
 MODULE_DIR = Path(__file__).resolve().parents[2]
 BATCH_SCRIPT = MODULE_DIR / "Resources" / "Scripts" / "batch_segment.py"

@@ -1,4 +1,4 @@
-"""SpineMetsSegmentLogic on MRML nodes: segments, markups, other segments untouched, failures change nothing."""
+"""LesionSegmentationLogic on MRML nodes: segments, markups, other segments untouched, failures change nothing."""
 
 import shutil
 import tempfile
@@ -7,15 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from SpineMetsSegmentLib.logic import SpineMetsSegmentLogic
+from SpineMetsSegmentLib.logic import LesionSegmentationLogic
 from SpineMetsSegmentLib.metrics import compute_metrics
 from SpineMetsSegmentLib.seeds import RAS_TO_LPS
 
 from SpineMetsCore import segmentations, volumes
 from SpineMetsCore.dataio import write_segmentation
 from SpineMetsCore.errors import GeometryError, InputError
-from SpineMetsCore.phantom import generate_case
 from SpineMetsCore.runtime import get_runtime
+from SpineMetsPhantom import generate_case
 
 try:  # the U-Net part needs torch + MONAI (present in the project venv)
     import monai  # noqa: F401
@@ -52,7 +52,7 @@ def data_nodes(scene):
 class LogicTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.logic = SpineMetsSegmentLogic()
+        cls.logic = LesionSegmentationLogic()
         cls.scene = get_runtime().scene
         cls.case = generate_case(7, case_id="logic")
         cls.lesion = cls.case.lesions[0]
@@ -209,7 +209,7 @@ class UNetLogicTest(unittest.TestCase):
         torch.manual_seed(3)
         cls.package = write_model_package(Path(cls.tmp.name) / "tiny", card, build_network(card["network"]).state_dict())
         cls.case = generate_case(8, case_id="unet")
-        cls.logic = SpineMetsSegmentLogic()
+        cls.logic = LesionSegmentationLogic()
         cls.scene = get_runtime().scene
 
     @classmethod

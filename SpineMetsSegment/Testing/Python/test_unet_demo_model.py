@@ -38,7 +38,7 @@ class DemoModelTest(unittest.TestCase):
         import torch
         from SpineMetsSegmentLib.unet import demo_model_path, load_model_package
 
-        from SpineMetsCore.phantom import generate_case
+        from SpineMetsPhantom import generate_case
 
         torch.set_num_threads(1)
         cls.pkg = load_model_package(demo_model_path())  # verifies the SHA-256 first

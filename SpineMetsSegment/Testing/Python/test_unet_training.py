@@ -24,7 +24,7 @@ class UNetTrainingTest(unittest.TestCase):
     def setUpClass(cls):
         import torch
 
-        from SpineMetsCore.phantom import PhantomConfig, write_cohort
+        from SpineMetsPhantom import PhantomConfig, write_cohort
 
         torch.set_num_threads(2)
         cls.tmp = Path(tempfile.mkdtemp(prefix="unet_train_"))
@@ -105,7 +105,7 @@ class UNetTrainingTest(unittest.TestCase):
         self.assertFalse((self.tmp / "bad2").exists())
 
     def test_cli_train_seg_prints_json_summary(self):
-        from SpineMetsCore.cli import main
+        from SpineMetsApp.cli import main
 
         out = io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):

@@ -30,18 +30,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._common import (
+from SpineMetsCore.stats._common import (
     MissingValueError,
     SingleClassError,
     StatsInputError,
     as_probability_array,
     json_safe,
 )
-from .bootstrap import DEFAULT_N_BOOT, bootstrap_auc_difference_test, bootstrap_classification_metrics
-from .calibration import calibration_curve, calibration_summary
-from .dca import decision_curve
-from .delong import delong_auc, delong_roc_test, delong_roc_test_unpaired
-from .metrics import _positive_index, class_ranks, confusion_matrix, encode_truth, roc_curve_points
+from SpineMetsCore.stats.bootstrap import (
+    DEFAULT_N_BOOT,
+    bootstrap_auc_difference_test,
+    bootstrap_classification_metrics,
+)
+from SpineMetsCore.stats.calibration import calibration_curve, calibration_summary
+from SpineMetsCore.stats.dca import decision_curve
+from SpineMetsCore.stats.delong import delong_auc, delong_roc_test, delong_roc_test_unpaired
+from SpineMetsCore.stats.metrics import _positive_index, class_ranks, confusion_matrix, encode_truth, roc_curve_points
 
 __all__ = [
     "DEFAULT_PROB_PREFIX",

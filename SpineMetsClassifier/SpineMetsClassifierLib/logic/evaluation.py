@@ -1,6 +1,6 @@
 """Study statistics for the Slicer module: predictions table -> table nodes and figures.
 
-The numbers come from :func:`SpineMetsClassifierLib.stats.evaluate_predictions`
+The numbers come from :func:`SpineMetsClassifierLib.evaluation.evaluate_predictions`
 (the same code as ``spinemets stats evaluate``); this class only puts them in
 MRML table nodes (with provenance) and returns the PNG figures for the panel.
 """
@@ -41,7 +41,7 @@ class EvaluationLogic:
         tableNode: Any | None = None,
     ) -> EvaluationResult:
         """Metrics with stratified-bootstrap CIs as a table node; figures and HTML in ``outDir``."""
-        from .stats import evaluate_predictions, read_table
+        from ..evaluation import evaluate_predictions, read_table
 
         frame = read_table(predictionsPath)
         result = evaluate_predictions(frame, truthColumn, topk=topk, n_boot=nBoot, seed=seed, out_dir=outDir)

@@ -19,26 +19,26 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from .fileio import write_text_atomic
-from .manifest import read_manifest
-from .volumes import Geometry
+from SpineMetsCore.fileio import write_text_atomic
+from SpineMetsCore.manifest import read_manifest
+from SpineMetsCore.volumes import Geometry
 
 logger = logging.getLogger(__name__)
 
 
 def run_demo(out_dir: str | os.PathLike[str], cases: int = 3, seed: int = 0) -> dict[str, Any]:
     """Run the demo pipeline and return (and write) its summary."""
-    from SpineMetsSegmentLib import SpineMetsSegmentLogic
+    from SpineMetsSegmentLib import LesionSegmentationLogic
 
-    from . import dataio, segmentations, volumes
-    from .phantom import write_cohort
+    from SpineMetsCore import dataio, segmentations, volumes
+    from SpineMetsPhantom import write_cohort
 
     out = Path(out_dir)
     manifest_path = write_cohort(out / "cohort", n_cases=cases, seed=seed)
     rows = read_manifest(manifest_path, required_sequences=("T1", "T2", "STIR", "T1CE"), require_mask=True)
     # Show a case with lesions when the cohort has one (the phantom draws 0..3 per case).
     row = next((r for r in rows if sitk.GetArrayFromImage(sitk.ReadImage(str(r.mask))).any()), rows[0])
-    logic = SpineMetsSegmentLogic()
+    logic = LesionSegmentationLogic()
     case = logic.loadCase(row)
     reference = case.volumes["T1"]
 
@@ -89,7 +89,7 @@ def _automatic_segmentation(logic: Any, case: Any, truth: sitk.Image, out_path: 
     from SpineMetsSegmentLib.metrics import compute_metrics
     from SpineMetsSegmentLib.unet import demo_model_path
 
-    from . import segmentations
+    from SpineMetsCore import segmentations
 
     reference = case.volumes["T1"]
     truth_array = sitk.GetArrayViewFromImage(truth)

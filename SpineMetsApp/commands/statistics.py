@@ -1,14 +1,14 @@
-"""``spinemets stats ...`` command line: DeLong, bootstrap, calibration, DCA, evaluate.
+"""``spinemets stats ...``: DeLong, bootstrap, calibration, DCA, evaluate.
 
 ``register(subparsers)`` adds one ``stats`` subcommand (with sub-subcommands
-``delong``, ``bootstrap``, ``calibration``, ``dca``, ``evaluate``) to an
-argparse subparsers object.  Every leaf parser sets ``func`` (and the alias
-``handler``) to a callable ``(argparse.Namespace) -> int`` exit code, so the
-host CLI dispatches with ``return args.func(args)``.
+``delong``, ``bootstrap``, ``calibration``, ``dca``, ``evaluate``). Every leaf
+parser sets ``func`` (and the alias ``handler``) to a callable
+``(argparse.Namespace) -> int`` exit code, and ``command_label`` (``stats delong``)
+for the error line of :func:`SpineMetsApp.cli.main`.
 
-Results go to stdout (JSON, or CSV for ``dca``); errors go to stderr as one
-line naming the bad column or value, with exit code 2.  Standalone use:
-``python -m SpineMetsClassifierLib.stats_cli stats delong --csv ...``.
+Results go to stdout (JSON, or CSV for ``dca``); errors are
+:class:`~SpineMetsCore.stats.StatsInputError` (a ``SpineMetsError``) naming the
+bad column or value, reported by the CLI as one stderr line with exit code 2.
 
 CSV reading: every cell is read as text; empty cells and NA/NaN/null/None
 are missing.  A truth value matches ``--positive`` when the stripped texts are
@@ -24,16 +24,23 @@ import json
 import logging
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from SpineMetsClassifierLib.evaluation.evaluate import (
+    DEFAULT_PROB_PREFIX,
+    evaluate_predictions,
+    label_column,
+    numeric_column,
+    read_table,
+)
 
-from SpineMetsClassifierLib.stats import (
+from SpineMetsCore.fileio import atomic_path
+from SpineMetsCore.stats import (
     BINARY_METRICS,
     DEFAULT_N_BOOT,
-    DEFAULT_PROB_PREFIX,
     MissingValueError,
     StatsInputError,
     bootstrap_metric,
@@ -42,21 +49,19 @@ from SpineMetsClassifierLib.stats import (
     delong_auc,
     delong_roc_test,
     delong_roc_test_unpaired,
-    evaluate_predictions,
     json_safe,
     parse_threshold_spec,
-    read_table,
+    roc_direction,
 )
-from SpineMetsClassifierLib.stats._common import sorted_labels
-from SpineMetsClassifierLib.stats.evaluate import label_column, numeric_column
-from SpineMetsCore.fileio import atomic_path
+from SpineMetsCore.stats._common import sorted_labels
 
-__all__ = ["register", "main"]
+from . import command_help
+
+__all__ = ["register"]
 
 logger = logging.getLogger(__name__)
 
 EXIT_OK = 0
-EXIT_USAGE = 2
 
 
 # --------------------------------------------------------------------------- helpers
@@ -108,19 +113,12 @@ def _emit_json(obj: Any) -> None:
 
 
 def _run(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Turn input errors into one stderr line and exit code 2."""
+    """Record the warnings a statistic raises, so its JSON lists them (errors: the CLI's policy)."""
     def wrapped(args: argparse.Namespace) -> int:
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                args._warnings = caught
-                return handler(args)
-        except StatsInputError as exc:
-            sys.stderr.write(f"spinemets stats {args.stats_command}: error: {exc}\n")
-            return EXIT_USAGE
-        except OSError as exc:
-            sys.stderr.write(f"spinemets stats {args.stats_command}: error: {exc}\n")
-            return EXIT_USAGE
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            args._warnings = caught
+            return handler(args)
     wrapped.__name__ = handler.__name__
     wrapped.__doc__ = handler.__doc__
     return wrapped
@@ -214,8 +212,6 @@ def _cmd_bootstrap(args: argparse.Namespace) -> int:
            "n_cases": int(y.sum()), "n_controls": int((~y).sum()), "positive": pos}
     if args.metric == "auc":
         if direction == "auto":
-            from SpineMetsClassifierLib.stats import roc_direction
-
             direction = roc_direction(s[keep][y], s[keep][~y])
         out["direction"] = direction
     elif args.metric != "brier":
@@ -299,13 +295,13 @@ def _positive_int(text: str) -> int:
 
 def _leaf(sub: Any, name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help_text, description=(handler.__doc__ or help_text))
-    p.set_defaults(func=handler, handler=handler)
+    p.set_defaults(func=handler, handler=handler, command_label=f"stats {name}")
     return p
 
 
 def register(subparsers: Any) -> None:
     """Add the ``stats`` subcommand (and its sub-subcommands) to an argparse subparsers object."""
-    stats = subparsers.add_parser("stats", help="study statistics (DeLong, bootstrap, calibration, DCA, evaluate)",
+    stats = subparsers.add_parser("stats", help=command_help("stats"),
                                   description="Study statistics following pROC, sklearn, rms, "
                                               "ResourceSelection and dcurves conventions.")
     sub = stats.add_subparsers(dest="stats_command", metavar="{delong,bootstrap,calibration,dca,evaluate}")
@@ -386,17 +382,3 @@ def register(subparsers: Any) -> None:
     p.add_argument("--reference-model", default=None, help="model the others are compared to (default: first)")
     p.add_argument("--no-figures", action="store_true")
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Standalone entry point: ``python -m SpineMetsClassifierLib.stats_cli stats <command> ...``."""
-    parser = argparse.ArgumentParser(prog="spinemets")
-    sub = parser.add_subparsers(dest="command", metavar="{stats}")
-    sub.required = True
-    register(sub)
-    args = parser.parse_args(list(argv) if argv is not None else None)
-    return int(args.func(args))
-
-
-if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    sys.exit(main())

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from SpineMetsCore.errors import InputError
 
+from . import command_help
+
 
 def _sequences(text: str) -> tuple[str, ...]:
     names = tuple(s.strip() for s in text.split(",") if s.strip())
@@ -34,11 +36,11 @@ def _non_negative(text: str) -> float:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``features`` subcommand to the ``spinemets`` command."""
-    from .features.quantitative import REFERENCES
+    from SpineMetsClassifierLib.features.quantitative import REFERENCES
 
     p = subparsers.add_parser(
         "features",
-        help="extract radiomic, expert-derived and segmentation features of a cohort into one table",
+        help=command_help("features"),
         description="Radiomics per sequence (PyRadiomics), quantitative EDF counterparts and segmentation "
         "features for every manifest case; one CSV + provenance JSON. Interrupted runs resume from the cache.",
     )
@@ -62,10 +64,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_features(args: argparse.Namespace) -> int:
-    from SpineMetsCore.progress import console_progress
+    from SpineMetsClassifierLib.features.case import CaseSettings
+    from SpineMetsClassifierLib.features.cohort import extract_cohort, write_outputs
 
-    from .features.case import CaseSettings
-    from .features.cohort import extract_cohort, write_outputs
+    from SpineMetsCore.progress import console_progress
 
     if args.workers < 1:
         raise InputError("--workers", f"must be at least 1, got {args.workers}")

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
+
 __all__ = [
     "StatsInputError",
     "SingleClassError",
@@ -46,13 +48,12 @@ class IntervalResult:
         return d
 
 
-class StatsInputError(ValueError):
+class StatsInputError(InputError):
     """Invalid input to a statistic; ``argument`` names the offending argument or column."""
 
     def __init__(self, argument: str, problem: str) -> None:
         self.argument = argument
-        self.problem = problem
-        super().__init__(f"{argument}: {problem}")
+        super().__init__(argument, problem)
 
 
 class SingleClassError(StatsInputError):

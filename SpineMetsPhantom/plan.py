@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InputError
+from SpineMetsCore.errors import InputError
+
 from .anatomy import SpinePlan, plan_spine
 from .config import CENTRES, PhantomConfig
 from .lesions import LesionPlan, plan_lesion_shape

@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..errors import InputError
-from ..fileio import atomic_path
+from SpineMetsCore.errors import InputError
+from SpineMetsCore.fileio import atomic_path
+
 from .case import PhantomCase, generate_case
 from .config import PhantomConfig
 from .plan import RECORD_COLUMNS, check_seed, plan_case, plan_record

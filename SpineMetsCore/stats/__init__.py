@@ -50,13 +50,6 @@ from .delong import (
     delong_roc_test_unpaired,
     roc_direction,
 )
-from .evaluate import (
-    DEFAULT_PROB_PREFIX,
-    evaluate_predictions,
-    probability_columns,
-    read_table,
-    write_outputs,
-)
 from .metrics import (
     BINARY_METRICS,
     binary_metrics,
@@ -79,7 +72,6 @@ __all__ = [
     "DCA_COLUMNS", "decision_curve", "net_benefit", "parse_threshold_spec", "threshold_grid",
     "AUCResult", "ROCTestResult", "delong_auc", "delong_ovr_test", "delong_placements",
     "delong_roc_test", "delong_roc_test_unpaired", "roc_direction",
-    "DEFAULT_PROB_PREFIX", "evaluate_predictions", "probability_columns", "read_table", "write_outputs",
     "BINARY_METRICS", "binary_metrics", "class_ranks", "classification_metrics", "confusion_matrix",
     "roc_auc", "roc_curve_points", "top_k_accuracy",
 ]

@@ -23,7 +23,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .bootstrap import stratified_bootstrap_indices
+from SpineMetsCore.stats.bootstrap import stratified_bootstrap_indices
 
 __all__ = [
     "roc_ci_band",

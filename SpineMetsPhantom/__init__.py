@@ -9,7 +9,7 @@ synthetic: a model trained on it says nothing about patients.
 
 Quick use::
 
-    from SpineMetsCore.phantom import generate_case, write_cohort
+    from SpineMetsPhantom import generate_case, write_cohort
     case = generate_case(seed=7)                  # in memory, SimpleITK images
     manifest = write_cohort("out", n_cases=20, seed=0)
 

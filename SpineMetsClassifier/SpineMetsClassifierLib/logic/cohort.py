@@ -1,4 +1,4 @@
-"""SpineMetsClassifierLogic: cohort-level work (manifests, features, models, statistics).
+"""CohortLogic: cohort-level work (manifests, features, models, statistics).
 
 Plain Python, usable from batch scripts and tests; the Slicer module re-exports
 it with a parameter node. Feature extraction works on MRML nodes (one case, as
@@ -45,7 +45,7 @@ EDF_FORM_FIELDS: dict[str, str] = {
 """EDF item -> parameter-node field of the module's EDF form (numbers < 0 and '' mean not recorded)."""
 
 
-class SpineMetsClassifierLogic:
+class CohortLogic:
     """Cohort logic on MRML table nodes and CSV files."""
 
     def __init__(self, runtime: MRMLRuntime | None = None) -> None:
@@ -89,7 +89,7 @@ class SpineMetsClassifierLogic:
     # ------------------------------------------------------------------------------
     def edfFromForm(self, form: Mapping[str, Any]) -> dict[str, Any]:
         """Validated EDF record from the module form's values (keyed by parameter-node field)."""
-        from .features.edf import check_records
+        from ..features.edf import check_records
 
         record: dict[str, Any] = {}
         for item, fieldName in EDF_FORM_FIELDS.items():
@@ -128,10 +128,10 @@ class SpineMetsClassifierLogic:
         """
         from SpineMetsCore.volumes import volume_to_sitk
 
-        from .features.case import CaseSettings, extract_case
-        from .features.edf import check_records
-        from .features.quantitative import default_anatomy_labels
-        from .features.radiomics_features import RadiomicsExtractor
+        from ..features.case import CaseSettings, extract_case
+        from ..features.edf import check_records
+        from ..features.quantitative import default_anatomy_labels
+        from ..features.radiomics_features import RadiomicsExtractor
 
         if not volumeNodes:
             raise InputError("volumeNodes", "select at least one sequence volume")
@@ -226,8 +226,8 @@ class SpineMetsClassifierLogic:
         progress: Callable[[int, int], None] | None = None,
     ) -> Any:
         """:func:`~SpineMetsClassifierLib.features.cohort.extract_cohort` -> CSV + table node."""
-        from .features.case import CaseSettings
-        from .features.cohort import extract_cohort, write_outputs
+        from ..features.case import CaseSettings
+        from ..features.cohort import extract_cohort, write_outputs
 
         out = Path(outCsv)
         settings = CaseSettings(

@@ -23,9 +23,9 @@ from SpineMetsCore import tables
 from SpineMetsCore.errors import InputError
 from SpineMetsCore.runtime import MRMLRuntime, get_runtime
 
-from .explain import case_contributions, explain, plot_waterfall
-from .inference import predict_proba, ranked_classes
-from .package import ModelPackage, load_package
+from ..models.explain import case_contributions, explain, plot_waterfall
+from ..models.inference import predict_proba, ranked_classes
+from ..models.package import ModelPackage, load_package
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ MODEL_ATTRIBUTE = "SpineMets.ModelSHA256"
 TOPK = 3
 
 
-class ClassifierPredictionLogic:
+class PredictionLogic:
     """Apply a model package to one case and publish the result as MRML nodes."""
 
     def __init__(self, runtime: MRMLRuntime | None = None) -> None:

@@ -19,14 +19,16 @@ from typing import Any
 
 from SpineMetsCore.errors import InputError
 
+from . import command_help
+
 
 def _split_values(text: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
 def _training_config(args: argparse.Namespace, classifier: str) -> Any:
-    from .models.pipeline import SelectionConfig
-    from .models.training import TrainConfig
+    from SpineMetsClassifierLib.models.pipeline import SelectionConfig
+    from SpineMetsClassifierLib.models.training import TrainConfig
 
     split = args.split
     if split is None:
@@ -50,11 +52,11 @@ def _training_config(args: argparse.Namespace, classifier: str) -> Any:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from SpineMetsCore.progress import console_progress
+    from SpineMetsClassifierLib.models.package import read_card
+    from SpineMetsClassifierLib.models.schema import read_feature_table
+    from SpineMetsClassifierLib.models.training import key_metrics, save_training, train_all, train_model
 
-    from .models.package import read_card
-    from .models.schema import read_feature_table
-    from .models.training import key_metrics, save_training, train_all, train_model
+    from SpineMetsCore.progress import console_progress
 
     frame = read_feature_table(args.features, text_columns=(args.id_column, args.label, args.split_column or ""))
     update, close = console_progress("train")
@@ -82,11 +84,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from SpineMetsCore.tables import provenance, write_table_csv
+    from SpineMetsClassifierLib.models.inference import manifest_features, predict_table
+    from SpineMetsClassifierLib.models.package import load_package
+    from SpineMetsClassifierLib.models.schema import read_feature_table
 
-    from .models.inference import manifest_features, predict_table
-    from .models.package import load_package
-    from .models.schema import read_feature_table
+    from SpineMetsCore.tables import provenance, write_table_csv
 
     package = load_package(args.model, expected_sha256=args.sha256)
     if args.features:
@@ -117,9 +119,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from .models.explain import explain, ranking, write_explanations
-    from .models.package import load_package
-    from .models.schema import read_feature_table
+    from SpineMetsClassifierLib.models.explain import explain, ranking, write_explanations
+    from SpineMetsClassifierLib.models.package import load_package
+    from SpineMetsClassifierLib.models.schema import read_feature_table
 
     package = load_package(args.model, expected_sha256=args.sha256)
     frame = read_feature_table(args.features, text_columns=("case_id", package.id_column, package.label))
@@ -152,9 +154,9 @@ def _positive_int(text: str) -> int:
 
 def register(subparsers: Any) -> None:
     """Add ``train``, ``predict`` and ``explain`` to the ``spinemets`` command."""
-    from .models.pipeline import CLASSIFIERS, PARAM_GRIDS
+    from SpineMetsClassifierLib.models.pipeline import CLASSIFIERS, PARAM_GRIDS
 
-    p = subparsers.add_parser("train", help="train a classifier (or all seven) and write a model package",
+    p = subparsers.add_parser("train", help=command_help("train"),
                               description="Nested stratified CV with hyper-parameter search, final fit and a "
                                           "model package (model.json + skops pipeline).")
     p.add_argument("--features", required=True, help="features CSV (one row per case)")
@@ -191,7 +193,7 @@ def register(subparsers: Any) -> None:
                    help="mark the model as trained on synthetic data (detected automatically for phantom tables)")
     p.set_defaults(func=_cmd_train)
 
-    p = subparsers.add_parser("predict", help="apply a model package: per-class probabilities and top-k labels",
+    p = subparsers.add_parser("predict", help=command_help("predict"),
                               description="Writes case_id, prob_<class> per class, top1..top3 and predicted.")
     p.add_argument("--model", required=True, help="model package folder or .zip")
     source = p.add_mutually_exclusive_group(required=True)
@@ -208,7 +210,7 @@ def register(subparsers: Any) -> None:
                    help="reject category values never seen in training (default: warn)")
     p.set_defaults(func=_cmd_predict)
 
-    p = subparsers.add_parser("explain", help="SHAP explanation: global ranking, beeswarm, per-case waterfall")
+    p = subparsers.add_parser("explain", help=command_help("explain"))
     p.add_argument("--model", required=True, help="model package folder or .zip")
     p.add_argument("--features", required=True, help="features CSV of the cases to explain")
     p.add_argument("--out", required=True, help="output folder (tables and PNG figures)")

@@ -10,7 +10,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..errors import InputError
+from SpineMetsCore.errors import InputError
+
 from .signal_rules import SITE_PREVALENCE, SITES
 
 DEFAULT_SIZE: tuple[int, int, int] = (96, 128, 14)
