@@ -53,6 +53,17 @@ SEED_COLUMNS: tuple[str, ...] = ("seed_ras", "seeds_file")
 ROI_COLUMNS: tuple[str, ...] = ("roi_min_ras", "roi_max_ras", "roi_size_mm", "roi_file")
 PIPELINE_COLUMNS: tuple[str, ...] = (*SEED_COLUMNS, *ROI_COLUMNS, "segment")
 """Manifest columns that steer the pipeline; never features."""
+MANIFEST_COLUMN_DOCS: dict[str, str] = {
+    "seed_ras": "region-growing seed(s) in Slicer RAS mm: R,A,S; several seeds separated by ';'",
+    "seeds_file": "Slicer markups file (.mrk.json) whose control points are the seeds (LPS or RAS file); "
+                  "an ROI markup in it is the ROI",
+    "roi_min_ras": "with roi_max_ras: opposite corners R,A,S of an axis-aligned ROI box",
+    "roi_max_ras": "see roi_min_ras",
+    "roi_size_mm": "ROI edge lengths X,Y,Z in mm (or one number), centred on the seeds",
+    "roi_file": "Slicer ROI markups file (.mrk.json); oriented boxes allowed",
+    "segment": "segment name to use from a .seg.nrrd mask (segmentation method 'mask')",
+}
+"""One line per pipeline manifest column (``spinemets run --help``)."""
 RESULT_FILE = "result.json"
 ERROR_FILE = "error.json"
 LESION_FILE = "lesion.nrrd"

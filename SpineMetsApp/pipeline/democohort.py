@@ -23,11 +23,9 @@ SCHEMA_URL = "https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loa
 
 
 def _phantom() -> Any:
-    try:
-        import SpineMetsPhantom as phantom  # type: ignore[import-not-found]
-    except ImportError:  # before the phantom moved out of Core
-        from SpineMetsCore import phantom  # type: ignore[no-redef]
-    return phantom
+    import SpineMetsPhantom
+
+    return SpineMetsPhantom
 
 
 def markups_points_json(points_lps: list[list[float]], name: str = "Seeds") -> str:

@@ -82,20 +82,25 @@ def _legend_right(ax: Any, fig: Any) -> None:
     fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False)
 
 
+def model_color(models: Sequence[str], model: str) -> str:
+    """The same colour for a model in every figure of a task."""
+    return f"C{list(models).index(model) % 10}" if model in models else "C9"
+
+
 def roc_figure(long: pd.DataFrame, label: str, classes: Sequence[str], positive: str | None,
                evaluation: Mapping[str, Any], figs: Figures, name: str) -> str | None:
     """Binary: every model's ROC with AUC (CI) and DeLong p vs the reference; multi-class:
     the reference model's one-vs-rest curves."""
-    from SpineMetsClassifierLib.stats.metrics import roc_curve_points
+    from SpineMetsCore.stats.metrics import roc_curve_points
 
     reference = evaluation["reference_model"]
     models = list(evaluation["models"])
     pvals = {c["model"]: c.get("delong", {}) for c in evaluation.get("comparisons", [])}
-    fig = _figure(5.6, 5.4 + 0.2 * max(len(models), len(classes)))
+    fig = _figure(5.6, 5.6 + 0.2 * max(len(models), len(classes)))
     ax = fig.add_subplot(1, 1, 1)
     ax.plot([0, 1], [0, 1], color="0.75", lw=1, ls="--")
     if positive is not None:
-        for i, model in enumerate(models):
+        for model in models:
             sub = long[long["model"] == model]
             y = sub[label].astype(str).to_numpy() == positive
             fpr, tpr, _ = roc_curve_points(y, sub[f"prob_{positive}"].astype(float).to_numpy())
@@ -109,7 +114,7 @@ def roc_figure(long: pd.DataFrame, label: str, classes: Sequence[str], positive:
                 p = (pvals.get(model, {}).get(positive) or {}).get("p_value")
                 if p is not None:
                     text += ", DeLong p " + ("< 0.001" if p < 0.001 else f"= {p:.3f}")
-            ax.step(fpr, tpr, where="post", lw=1.8, color=f"C{i % 10}", label=text)
+            ax.step(fpr, tpr, where="post", lw=1.8, color=model_color(models, model), label=text)
         title = f"ROC, positive class '{positive}'"
     else:
         sub = long[long["model"] == reference]
@@ -125,7 +130,6 @@ def roc_figure(long: pd.DataFrame, label: str, classes: Sequence[str], positive:
         title = f"ROC one-vs-rest, {reference}"
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
-    ax.set_aspect("equal")
     ax.set_xlabel("1 \u2212 specificity")
     ax.set_ylabel("Sensitivity")
     ax.set_title(title, fontsize=10)
@@ -163,37 +167,36 @@ def topk_figure(evaluation: Mapping[str, Any], n_classes: int, topk: int, figs: 
 
 
 def calibration_figure(long: pd.DataFrame, label: str, classes: Sequence[str], positive: str | None,
-                       reference: str, bins: int, figs: Figures, name: str) -> str | None:
+                       reference: str, bins: int, figs: Figures, name: str, models: Sequence[str]) -> str | None:
     """Reliability diagram (quantile bins) of every model (binary) or the reference model per class."""
-    from SpineMetsClassifierLib.stats.calibration import calibration_curve
+    from SpineMetsCore.stats.calibration import calibration_curve
 
     fig = _figure(6.6, 5.6)
     grid = fig.add_gridspec(2, 1, height_ratios=[4, 1])
     ax = fig.add_subplot(grid[0])
     hx = fig.add_subplot(grid[1], sharex=ax)
     ax.plot([0, 1], [0, 1], color="0.75", ls="--", lw=1, label="ideal")
-    entries: list[tuple[str, np.ndarray, np.ndarray]] = []
+    entries: list[tuple[str, np.ndarray, np.ndarray, str]] = []
     if positive is not None:
-        for model in long["model"].unique():
+        for model in models:
             sub = long[long["model"] == model]
             entries.append((str(model), sub[label].astype(str).to_numpy() == positive,
-                            sub[f"prob_{positive}"].astype(float).to_numpy()))
+                            sub[f"prob_{positive}"].astype(float).to_numpy(), model_color(models, model)))
     else:
         sub = long[long["model"] == reference]
-        for c in classes:
+        for i, c in enumerate(classes):
             entries.append((f"{reference}: {c}", sub[label].astype(str).to_numpy() == c,
-                            sub[f"prob_{c}"].astype(float).to_numpy()))
+                            sub[f"prob_{c}"].astype(float).to_numpy(), f"C{i % 10}"))
     drawn = 0
-    for i, (text, y, p) in enumerate(entries):
+    for text, y, p, color in entries:
         if y.all() or not y.any():
             continue
         try:
             curve = calibration_curve(y, p, n_bins=bins, strategy="quantile")
         except ValueError:
             continue
-        ax.plot(curve["mean_predicted"], curve["fraction_positive"], marker="o", ms=4, lw=1.4,
-                color=f"C{i % 10}", label=text)
-        hx.hist(p, bins=20, range=(0, 1), color=f"C{i % 10}", alpha=0.45)
+        ax.plot(curve["mean_predicted"], curve["fraction_positive"], marker="o", ms=4, lw=1.4, color=color, label=text)
+        hx.hist(p, bins=20, range=(0, 1), color=color, histtype="step", lw=1.4)
         drawn += 1
     if not drawn:
         return None
@@ -207,15 +210,16 @@ def calibration_figure(long: pd.DataFrame, label: str, classes: Sequence[str], p
     return figs.save(fig, name)
 
 
-def dca_figure(long: pd.DataFrame, label: str, positive: str, figs: Figures, name: str) -> str | None:
+def dca_figure(long: pd.DataFrame, label: str, positive: str, figs: Figures, name: str,
+               models: Sequence[str]) -> str | None:
     """Net benefit of every model with treat-all / treat-none."""
-    from SpineMetsClassifierLib.stats.dca import decision_curve
+    from SpineMetsCore.stats.dca import decision_curve
 
     fig = _figure(7.0, 4.4)
     ax = fig.add_subplot(1, 1, 1)
     top = 0.05
     first = True
-    for i, model in enumerate(long["model"].unique()):
+    for model in models:
         sub = long[long["model"] == model]
         y = sub[label].astype(str).to_numpy() == positive
         curve = decision_curve(y, sub[f"prob_{positive}"].astype(float).to_numpy(),
@@ -225,7 +229,8 @@ def dca_figure(long: pd.DataFrame, label: str, positive: str, figs: Figures, nam
             ax.axhline(0, color="0.2", lw=1.0, ls=":", label="treat none")
             top = max(top, float(np.nanmax(curve["net_benefit_all"])))
             first = False
-        ax.plot(curve["threshold"], curve["net_benefit_model"], color=f"C{i % 10}", lw=1.6, label=str(model))
+        ax.plot(curve["threshold"], curve["net_benefit_model"], color=model_color(models, model), lw=1.6,
+                label=str(model))
         top = max(top, float(np.nanmax(curve["net_benefit_model"])))
     ax.set_ylim(-0.1 * top, 1.15 * top)
     ax.set_xlim(0, 1)
@@ -326,16 +331,15 @@ def comparison_html(table: pd.DataFrame) -> str:
 
 
 def per_class_table(evaluation: Mapping[str, Any], classes: Sequence[str]) -> pd.DataFrame:
-    """F1 and recall (with CIs) per class and model."""
+    """Precision, recall and F1 (with CIs) per model and class, one row each."""
     rows = []
-    for c in classes:
-        row: dict[str, Any] = {"class": c}
-        for model, res in evaluation["models"].items():
-            for metric in ("f1", "recall"):
+    for model, res in evaluation["models"].items():
+        for c in classes:
+            row: dict[str, Any] = {"model": model, "class": c}
+            for metric in ("precision", "recall", "f1"):
                 m = res["metrics"].get(f"{metric}[{c}]")
-                if m:
-                    row[f"{model} {metric}"] = _ci(m["estimate"], *(m.get("ci") or [None, None]))
-        rows.append(row)
+                row[metric] = _ci(m["estimate"], *(m.get("ci") or [None, None])) if m else "\u2013"
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -449,17 +453,19 @@ def _task_section(name: str, res: Mapping[str, Any], figs: Figures, plan: RunPla
     grid.append(_img(figs, topk_figure(evaluation, n_classes, int(task["topk"]), figs, f"{safe}_topk"),
                      "Top-k accuracy"))
     grid.append(_img(figs, calibration_figure(long, label, classes, positive, summary["reference_model"],
-                                              summary["calibration_bins"], figs, f"{safe}_calibration"),
+                                              summary["calibration_bins"], figs, f"{safe}_calibration",
+                                              list(evaluation["models"])),
                      "Calibration"))
     if positive is not None and plan.config["statistics"]["dca"]:
-        grid.append(_img(figs, dca_figure(long, label, positive, figs, f"{safe}_dca"), "Decision curves"))
+        grid.append(_img(figs, dca_figure(long, label, positive, figs, f"{safe}_dca", list(evaluation["models"])),
+                         "Decision curves"))
     grid.append("</div>")
     parts.extend(grid)
     if summary["n_evaluated"] < SMALL_N:
         parts.append(f"<p class='note'>Calibration from {summary['n_evaluated']} cases in "
                      f"{summary['calibration_bins']} bins is imprecise: each point rests on about "
                      f"{max(1, summary['n_evaluated'] // summary['calibration_bins'])} cases.</p>")
-    parts.append("<h3>Per-class F1 and recall</h3>" + _table(per_class_table(evaluation, classes)))
+    parts.append("<h3>Per-class F1 and recall</h3>" + _table(per_class_table(evaluation, classes), cls="metrics"))
     for model, info in (res.get("explain") or {}).items():
         parts.append(f"<h3>SHAP: {html.escape(model)}</h3>")
         if "error" in info:

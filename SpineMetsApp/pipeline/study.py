@@ -2,7 +2,7 @@
 
 Everything here runs in the main process after the per-case tasks, on the tables they
 produced, with the project's own code: training (:mod:`SpineMetsClassifierLib.models.training`),
-statistics (:mod:`SpineMetsClassifierLib.stats`), SHAP (:mod:`...models.explain`) and
+statistics (:mod:`SpineMetsCore.stats`, :mod:`SpineMetsClassifierLib.evaluation`), SHAP (:mod:`...models.explain`) and
 inference (:mod:`...models.inference`). Outputs per task in ``tasks/<task>/``:
 ``models/<model>/`` (model packages), ``predictions.csv`` (long format, ``model`` column;
 out-of-fold predictions for ``cv``, test-set predictions otherwise), ``comparison.csv``
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TABLE1_DEFAULT = ("age", "sex", "centre", "region", "field_strength")
+CONTINUOUS_TESTS = ("t-test", "Mann-Whitney", "ANOVA", "Kruskal-Wallis")
+"""Names of the statistics package's tests for continuous variables (the others compare counts)."""
 ModelTrainer = Callable[..., dict[str, Any]]
 TRAINERS: dict[str, ModelTrainer] = {}
 """Model kind -> trainer; ``classical`` is built in, deep models register theirs."""
@@ -117,18 +119,9 @@ def cohort_tables(plan: RunPlan, outcomes: Sequence[Mapping[str, Any]]) -> dict[
 # ----------------------------------------------------------------------------- helpers
 def feature_columns(spec: str, frame: pd.DataFrame, metadata: Sequence[str], exclude: Sequence[str]) -> list[str]:
     """Columns of a feature-set string; manifest columns only when a term other than ``all`` names them."""
-    from SpineMetsClassifierLib.models.feature_sets import select_features, split_terms
+    from SpineMetsClassifierLib.models.feature_sets import select_features
 
-    named: set[str] = set()
-    for term in split_terms(spec):
-        if term.startswith("-") or term.lower() == "all":
-            continue
-        try:
-            named.update(select_features(term, metadata, exclude=exclude))
-        except InputError:
-            continue
-    blocked = (set(metadata) - named) | set(exclude)
-    return select_features(spec, frame.columns, exclude=blocked)
+    return select_features(spec, frame.columns, exclude=exclude, metadata=metadata)
 
 
 def calibration_bins(n: int, setting: Any) -> int:
@@ -162,7 +155,7 @@ def _adapted_folds(y: np.ndarray, cv_folds: int, inner_folds: int) -> tuple[int,
 
 # ----------------------------------------------------------------------------- training
 def train_classical(frame: pd.DataFrame, model: Mapping[str, Any], task: Mapping[str, Any], *, seed: int,
-                    columns: list[str], out_dir: Path, synthetic: bool | None) -> dict[str, Any]:
+                    columns: list[str], metadata: Sequence[str], out_dir: Path, synthetic: bool | None) -> dict[str, Any]:
     """Train one classical model; write its package; return predictions and card.
 
     Contract of a trainer: return ``{"predictions": DataFrame (case_id, <label>, prob_<class>...,
@@ -171,16 +164,14 @@ def train_classical(frame: pd.DataFrame, model: Mapping[str, Any], task: Mapping
     from SpineMetsClassifierLib.models.training import TrainConfig, save_training, train_model
 
     label = task["label"]
-    keep = ["case_id", label, *([task["split"]["column"]] if task["split"]["column"] else []), *columns]
-    data = frame.loc[:, list(dict.fromkeys(keep))]
-    config = TrainConfig(label=label, feature_set="all", classifier=model["classifier"], cv_folds=task["cv_folds"],
+    config = TrainConfig(label=label, feature_set=model["feature_spec"], classifier=model["classifier"],
+                         metadata_columns=tuple(metadata), cv_folds=task["cv_folds"],
                          inner_folds=task["inner_folds"], grid=task["grid"], scoring=task["scoring"], seed=seed,
                          class_weight=task["class_weight"], positive=task["positive"], topk=task["topk"],
                          synthetic_training_data=synthetic, **_split_args(task))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = train_model(data, config)
-    result.card["feature_set"] = model["feature_spec"]
+        result = train_model(frame, config)
     result.card["name"] = f"{label} ~ {model['feature_spec']} ({model['classifier']}) [{model['name']}]"
     package = save_training(result, out_dir)
     from SpineMetsClassifierLib.models.package import read_card
@@ -261,7 +252,7 @@ def run_task(plan: RunPlan, tables: Mapping[str, Any], task: dict[str, Any], tas
                 raise InputError(f"{where}: model {model['name']}", f"no trainer for kind {model['kind']!r} "
                                  f"(known: {sorted(MODEL_KINDS)})")
             logger.info("task %s: training %s (%d features)", task["name"], model["name"], len(columns))
-            trained[model["name"]] = trainer(frame, model, task, seed=seed, columns=columns,
+            trained[model["name"]] = trainer(frame, model, task, seed=seed, columns=columns, metadata=metadata,
                                              out_dir=task_dir / "models" / model["name"], synthetic=synthetic)
             trained[model["name"]]["n_features"] = len(columns)
         except (SpineMetsError, ValueError) as exc:
@@ -295,7 +286,7 @@ def run_task(plan: RunPlan, tables: Mapping[str, Any], task: dict[str, Any], tas
     summary["calibration_bins"] = bins
     summary["evaluation_set"] = str(long["set"].iloc[0])
     summary["n_evaluated"] = n_eval
-    from SpineMetsClassifierLib.stats.evaluate import evaluate_predictions
+    from SpineMetsClassifierLib.evaluation.evaluate import evaluate_predictions
 
     positive = task["positive"] if task["positive"] is not None else (classes[1] if n_classes == 2 else None)
     evaluation = evaluate_predictions(
@@ -352,7 +343,7 @@ def comparison_table(evaluation: Mapping[str, Any], trained: Mapping[str, Any], 
 
 def _table1(frame: pd.DataFrame, task: Mapping[str, Any], stats_cfg: Mapping[str, Any], plan: RunPlan,
             task_dir: Path) -> pd.DataFrame | None:
-    from SpineMetsClassifierLib.stats import compare_groups
+    from SpineMetsCore.stats import compare_groups
 
     label = task["label"]
     wanted = stats_cfg["table1"] if stats_cfg["table1"] is not None else [c for c in TABLE1_DEFAULT if c in frame.columns]
@@ -363,12 +354,37 @@ def _table1(frame: pd.DataFrame, task: Mapping[str, Any], stats_cfg: Mapping[str
     if not wanted:
         return None
     try:
-        table = compare_groups(frame[[label, *wanted]], label, seed=int(plan.config["seed"]))
+        tests = compare_groups(frame[[label, *wanted]], label, seed=int(plan.config["seed"]))
     except (SpineMetsError, ValueError) as exc:
         logger.warning("Table 1 of task %s failed: %s", task["name"], exc)
         return None
+    table = describe_groups(frame, label, wanted, tests)
     write_table_csv(table, task_dir / "table1.csv")
     return table
+
+
+def describe_groups(frame: pd.DataFrame, label: str, variables: Sequence[str], tests: pd.DataFrame) -> pd.DataFrame:
+    """Table 1: per class n, median [IQR] (continuous) or counts (%) per level, then the test and its p-value."""
+    classes = sorted(frame[label].astype(str).unique())
+    groups = {c: frame[frame[label].astype(str) == c] for c in classes}
+    rows: list[dict[str, Any]] = [{"variable": "n", **{c: str(len(g)) for c, g in groups.items()}, "test": "", "p": None}]
+    by_variable = {str(r["variable"]): r for r in tests.to_dict("records")}
+    for variable in variables:
+        test = by_variable.get(variable, {})
+        continuous = any(word in str(test.get("test", "")) for word in CONTINUOUS_TESTS)
+        row: dict[str, Any] = {"variable": variable}
+        for c, g in groups.items():
+            values = g[variable]
+            if continuous:
+                v = pd.to_numeric(values, errors="coerce").dropna()
+                row[c] = f"{v.median():.4g} [{v.quantile(0.25):.4g}\u2013{v.quantile(0.75):.4g}]" if len(v) else ""
+            else:
+                counts = values.astype(str).value_counts()
+                row[c] = ", ".join(f"{k}: {n} ({100 * n / max(len(values), 1):.0f}%)" for k, n in sorted(counts.items()))
+        row["test"] = test.get("test", "")
+        row["p"] = test.get("p")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["variable", *classes, "test", "p"])
 
 
 def _explain(config: Any, trained: Mapping[str, Any], frame: pd.DataFrame, task: Mapping[str, Any], best: str,
