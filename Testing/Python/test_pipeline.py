@@ -228,6 +228,22 @@ class PipelineTest(unittest.TestCase):
             self.assertTrue((out / "figures" / f"{figure}.svg").is_file())
         run = json.loads((out / "run.json").read_text())
         self.assertEqual(run["status"], "complete")
+        # Hand-offs: the features table feeds `predict` directly (its provenance names the non-feature
+        # columns), and the long predictions table feeds `stats delong`.
+        code, stdout, stderr = run_cli("predict", "--model", str(out / "tasks/tumour/models/quant-lr"),
+                                       "--features", str(out / "features.csv"))
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual(len(pd.read_csv(io.StringIO(stdout))), N_CASES)
+        reference = comparison["reference"][0]
+        challenger = [m for m in comparison["model"] if m != reference][0]
+        code, stdout, stderr = run_cli("stats", "delong", "--csv", str(out / "tasks/tumour/predictions.csv"),
+                                       "--truth", "tumour_class", "--positive", "primary_bone_tumour",
+                                       "--model-column", "model", "--score", "prob_primary_bone_tumour",
+                                       "--score", reference, "--score", challenger, "--direction", "<")
+        self.assertEqual(code, 0, stderr)
+        delong = json.loads(stdout)
+        expected = float(comparison.loc[comparison["model"] == challenger, "p_vs_reference"].iloc[0])
+        self.assertAlmostEqual(delong["p"], expected, places=10)
         # Rerun: resumes, every case reused, same tables.
         before = comparable_files(out)
         again = run_pipeline(self.manifest, self.config, out, workers=0)
@@ -311,6 +327,34 @@ class PipelineTest(unittest.TestCase):
         replaced = plan_run(self.manifest, other, out, overwrite=True)
         self.assertFalse(replaced.resumed)
         self.assertFalse((out / "run.json").exists())
+
+
+class LibraryHandOffTest(unittest.TestCase):
+    def test_all_classifiers_adapt_to_a_tiny_cohort(self):
+        """`train --classifier all` on 16 rows: k-NN's and the SVM's settings fit the folds, they train;
+        on 8 rows the SVM cannot (one case of a class in a fold) and is reported, not fatal."""
+        from SpineMetsClassifierLib.models.training import TrainConfig, train_all
+
+        rng = np.random.default_rng(0)
+        y = np.array(["a", "b"] * 8)
+        frame = pd.DataFrame({"case_id": [f"c{i}" for i in range(16)], "label": y,
+                              "x1": rng.normal(size=16) + (y == "b"), "x2": rng.normal(size=16),
+                              "centre": ["C1", "C2"] * 8})
+        config = TrainConfig(label="label", feature_set="all", cv_folds=2, inner_folds=2, grid="small",
+                             metadata_columns=("centre",))
+        results, table = train_all(frame, config, classifiers=("lr", "svm", "knn"))
+        self.assertEqual(table.attrs["failures"], {})
+        self.assertEqual(sorted(table["model"]), ["knn", "lr", "svm"])
+        self.assertEqual(results["lr"].card["feature_names"], ["x1", "x2"])  # `all` skips the metadata column
+        # final model: inner folds fit on 8 of the 16 rows, so k <= 8 (the small grid asks for 9 and 21)
+        self.assertLessEqual(results["knn"].card["classifier"]["best_params"]["n_neighbors"], 8)
+        out = Path(tempfile.mkdtemp())
+        self.addCleanup(lambda: __import__("shutil").rmtree(out, ignore_errors=True))
+        results, table = train_all(frame.iloc[:8], config, out=out / "cmp", classifiers=("lr", "svm"))
+        self.assertEqual(list(table["model"]), ["lr"])
+        self.assertIn("svm", table.attrs["failures"])
+        self.assertFalse((out / "cmp" / "svm").exists())  # no partial package
+        self.assertTrue((out / "cmp" / "lr" / "model.json").is_file())
 
 
 class KillTest(unittest.TestCase):
