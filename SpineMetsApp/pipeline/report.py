@@ -353,6 +353,7 @@ h3{margin-top:1.3em}
 table{border-collapse:collapse;margin:8px 0;font-size:0.85em}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}
 th{background:#f2f2f2} tbody tr:nth-child(even){background:#fafafa}
+table.metrics td{white-space:nowrap}
 figure{display:inline-block;margin:8px 16px 8px 0;vertical-align:top}
 figure img{max-width:100%;border:1px solid #eee}
 figcaption{font-size:0.8em;color:#666}
@@ -426,7 +427,8 @@ def _task_section(name: str, res: Mapping[str, Any], figs: Figures, plan: RunPla
     summary = res["summary"]
     label = task["label"]
     classes = [str(c) for c in summary["classes"]]
-    parts = [f"<h2>Task {html.escape(name)}: {html.escape(label)}</h2>"]
+    heading = f"Task {html.escape(name)}" + ("" if label == name else f" (label: {html.escape(label)})")
+    parts = [f"<h2>{heading}</h2>"]
     counts = ", ".join(f"{html.escape(c)}: {n}" for c, n in summary["class_counts"].items())
     parts.append(f"<p>n = {summary['n']} cases with features and a label ({counts}); "
                  f"split: {html.escape(task['split']['method'])}; {summary['cv_folds']} outer / "

@@ -127,6 +127,17 @@ class ConfigTest(unittest.TestCase):
         self.assertEqual(demo["statistics"]["conf_level"], 0.95)  # a default filled in
         self.assertNotEqual(load_config(CONFIG).digest(), load_config({**CONFIG, "seed": 4}).digest())
 
+    def test_every_key_is_documented(self):
+        """docs/pipeline.md lists the schema exactly as `spinemets run --help` does (generated from one place)."""
+        from SpineMetsApp.pipeline.cases import MANIFEST_COLUMN_DOCS
+        from SpineMetsApp.pipeline.config import describe_schema
+
+        docs = (REPO / "docs" / "pipeline.md").read_text()
+        for line in describe_schema(markdown=True):
+            self.assertIn(line, docs)
+        for column in MANIFEST_COLUMN_DOCS:
+            self.assertIn(f"`{column}`", docs)
+
     def test_markups_files_in_lps_and_ras(self):
         from SpineMetsApp.pipeline.cases import read_markups, seeds_and_roi
         from SpineMetsApp.pipeline.democohort import markups_points_json, markups_roi_json
