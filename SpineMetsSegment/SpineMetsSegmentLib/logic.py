@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,8 @@ import SimpleITK as sitk
 from SpineMetsCore import dataio, segmentations, volumes
 from SpineMetsCore.errors import GeometryError, InputError
 from SpineMetsCore.manifest import CaseRow
-from SpineMetsCore.runtime import MRMLRuntime, get_runtime
+from SpineMetsCore.progress import ProgressCallback
+from SpineMetsCore.runtime import MRMLRuntime, get_runtime, remove_node_tree, temporary_nodes
 
 from .metrics import SegmentationMetrics, compute_metrics
 from .region_growing import RegionGrowingParameters, grow_region
@@ -85,7 +86,7 @@ class LesionSegmentationLogic:
                     raise GeometryError(f"sequence '{name}' ({path})", f"does not overlap sequence '{next(iter(paths))}'")
         except Exception:
             for node in nodes.values():
-                self.scene.RemoveNode(node)
+                remove_node_tree(node)
             raise
         return nodes
 
@@ -100,9 +101,7 @@ class LesionSegmentationLogic:
     ) -> tuple[Any, dict[int, str]]:
         """Add one named segment per label of ``labelmap`` (resampled to the reference by position)."""
         image = dataio.read_image(labelmap) if not isinstance(labelmap, sitk.Image) else labelmap
-        ref_image = volumes.volume_to_sitk(referenceVolume)
-        if not volumes.Geometry.from_image(image).same_grid(volumes.Geometry.from_image(ref_image)):
-            image = volumes.resample_like(image, ref_image, labelmap=True, name=f"labelmap {labelmap}")
+        image = volumes.resample_to(image, volumes.volume_to_sitk(referenceVolume), labelmap=True, name=f"labelmap {labelmap}")
         labels = [int(v) for v in np.unique(sitk.GetArrayViewFromImage(image)) if v != 0]
         names = dict(names) if names else {v: f"Lesion {v}" for v in labels}
         specs = [
@@ -110,9 +109,14 @@ class LesionSegmentationLogic:
             for i, v in enumerate(labels)
         ]
         node = segmentationNode or segmentations.new_segmentation_node("Lesions", referenceVolume)
-        node, ids = segmentations.labelmap_to_segmentation(
-            sitk.Cast(image, sitk.sitkUInt16), specs, seg_node=node, replace_existing=replaceExisting
-        )
+        try:
+            node, ids = segmentations.labelmap_to_segmentation(
+                sitk.Cast(image, sitk.sitkUInt16), specs, seg_node=node, replace_existing=replaceExisting
+            )
+        except Exception:
+            if segmentationNode is None:
+                remove_node_tree(node)
+            raise
         return node, ids
 
     def loadCase(self, row: CaseRow, sequences: Sequence[str] | None = None) -> LoadedCase:
@@ -184,7 +188,7 @@ class LesionSegmentationLogic:
         segmentationNode: Any | None = None,
         replaceExisting: bool = False,
         forceCpu: bool = False,
-        progress: Callable[[int, int], None] | None = None,
+        progress: ProgressCallback | None = None,
     ) -> list[SegmentResult]:
         """Segment with a U-Net model package (folder/.zip path or a loaded ModelPackage).
 
@@ -205,7 +209,7 @@ class LesionSegmentationLogic:
         ]
         reference_node = nodes[chosen[package.input_sequences[0]]]
         ids = self._addSegments(labelmap, specs, reference_node, segmentationNode, replaceExisting)
-        voxel_ml = float(np.prod(labelmap.GetSpacing())) / 1000.0
+        voxel_ml = volumes.voxel_volume_ml(labelmap)
         counts = np.bincount(sitk.GetArrayViewFromImage(labelmap).ravel().astype(np.int64), minlength=256)
         results = []
         for spec in specs:
@@ -226,8 +230,8 @@ class LesionSegmentationLogic:
         Names and colours are kept; existing segments are handled as by the
         segmentation methods. The file's temporary node is removed again.
         """
-        source = dataio.read_segmentation(path)
-        try:
+        with temporary_nodes() as temp:
+            source = temp.add(dataio.read_segmentation(path))
             ids = segmentations.segment_ids(source)
             if not ids:
                 raise InputError(str(path), "contains no segments")
@@ -237,13 +241,8 @@ class LesionSegmentationLogic:
                 segmentations.SegmentSpec(value, names[value], tuple(seg.GetSegment(ids[value - 1]).GetColor()))
                 for value in names
             ]
-        finally:
-            storage = source.GetStorageNode()
-            self.scene.RemoveNode(source)
-            if storage is not None:
-                self.scene.RemoveNode(storage)
         added = self._addSegments(labelmap, specs, referenceVolume, segmentationNode, replaceExisting)
-        voxel_ml = float(np.prod(labelmap.GetSpacing())) / 1000.0
+        voxel_ml = volumes.voxel_volume_ml(labelmap)
         counts = np.bincount(sitk.GetArrayViewFromImage(labelmap).ravel().astype(np.int64), minlength=len(specs) + 1)
         results = []
         for spec in specs:
@@ -292,17 +291,9 @@ class LesionSegmentationLogic:
         testSegment: str | None = None,
     ) -> SegmentationMetrics:
         """:meth:`computeSegmentMetrics` on two files (.seg.nrrd or labelmaps); adds no node to the scene."""
-        loaded = []
-        try:
-            for path in (reference, test):
-                loaded.append(dataio.read_segmentation(path))
+        with temporary_nodes() as temp:
+            loaded = [temp.add(dataio.read_segmentation(path)) for path in (reference, test)]
             return self.computeSegmentMetrics(loaded[0], loaded[1], referenceSegment, testSegment)
-        finally:
-            for node in loaded:
-                storage = node.GetStorageNode()
-                self.scene.RemoveNode(node)
-                if storage is not None:
-                    self.scene.RemoveNode(storage)
 
     def runReaderStudy(
         self,
@@ -359,24 +350,15 @@ class LesionSegmentationLogic:
             node.GetSegmentation().GetNumberOfSegments() == 0
         ):
             node.SetReferenceImageGeometryParameterFromVolumeNode(referenceVolume)
-        to_remove = []
-        staged = []
-        for spec in specs:
-            existing = segmentations.find_segment_id(node, spec.name)
-            if existing and replaceExisting:
-                to_remove.append((existing, spec.name))
-            staged.append(segmentations.SegmentSpec(spec.label, segmentations.unique_segment_name(node, spec.name), spec.color))
         try:
-            node, ids = segmentations.labelmap_to_segmentation(sitk.Cast(labelmap, sitk.sitkUInt16), staged, seg_node=node)
+            # Core replaces a same-name segment only after the import worked (one implementation).
+            node, ids = segmentations.labelmap_to_segmentation(
+                sitk.Cast(labelmap, sitk.sitkUInt16), list(specs), seg_node=node, replace_existing=replaceExisting
+            )
         except Exception:
             if created:
-                self.scene.RemoveNode(node)
+                remove_node_tree(node)
             raise
-        seg = node.GetSegmentation()
-        for existing, name in to_remove:
-            seg.RemoveSegment(existing)
-            new_id = ids[next(s.label for s in specs if s.name == name)]
-            seg.GetSegment(new_id).SetName(name)
         return {label: (node, sid) for label, sid in ids.items()}
 
 
