@@ -59,6 +59,16 @@ def tearDownModule() -> None:  # noqa: N802
     shutil.rmtree(_COHORT["root"], ignore_errors=True)
 
 
+def reference_run() -> Path:
+    """One uninterrupted serial run of the shared cohort (made once; the kill test compares against it)."""
+    from SpineMetsApp.pipeline import run_pipeline
+
+    out = _COHORT["root"] / "reference"
+    if not (out / "run.json").is_file() or json.loads((out / "run.json").read_text())["status"] != "complete":
+        run_pipeline(_COHORT["manifest"], _COHORT["root"] / "config.json", out, workers=0)
+    return out
+
+
 def run_cli(*argv: str) -> tuple[int, str, str]:
     from SpineMetsApp.cli import main
 
@@ -186,7 +196,7 @@ class PipelineTest(unittest.TestCase):
     def test_end_to_end_values_and_report(self):
         from SpineMetsApp.pipeline import run_pipeline
 
-        out = self.tmp / "out"
+        out = _COHORT["root"] / "reference"  # kept for the kill test's comparison
         # First run through the headless-Slicer example script (the same API as the CLI).
         import importlib.util
 
@@ -340,6 +350,24 @@ class PipelineTest(unittest.TestCase):
         self.assertFalse((out / "run.json").exists())
 
 
+class SchedulerTest(unittest.TestCase):
+    def test_existing_cluster_by_address(self):
+        """--scheduler: the cases go to an existing Dask cluster (here an in-process one); no study tasks."""
+        from distributed import LocalCluster
+
+        from SpineMetsApp.pipeline import run_pipeline
+
+        tmp = Path(tempfile.mkdtemp(prefix="spinemets-sched-"))
+        self.addCleanup(lambda: __import__("shutil").rmtree(tmp, ignore_errors=True))
+        with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+            result = run_pipeline(_COHORT["manifest"], {**CONFIG, "tasks": []}, tmp / "out",
+                                  scheduler=cluster.scheduler_address)
+        self.assertEqual(len(result.computed), N_CASES)
+        seg = pd.read_csv(tmp / "out" / "segmentation.csv")
+        self.assertGreater(seg["dice"].median(), 0.75)
+        self.assertIn("Segmentation", (tmp / "out" / "report.html").read_text())
+
+
 class LibraryHandOffTest(unittest.TestCase):
     def test_all_classifiers_adapt_to_a_tiny_cohort(self):
         """`train --classifier all` on 16 rows: k-NN's and the SVM's settings fit the folds, they train;
@@ -379,8 +407,7 @@ class KillTest(unittest.TestCase):
         tmp = Path(tempfile.mkdtemp(prefix="spinemets-kill-"))
         self.addCleanup(lambda: __import__("shutil").rmtree(tmp, ignore_errors=True))
         manifest, config = _COHORT["manifest"], _COHORT["root"] / "config.json"
-        reference = tmp / "reference"
-        run_pipeline(manifest, config, reference, workers=0)
+        reference = reference_run()
 
         out = tmp / "killed"
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
