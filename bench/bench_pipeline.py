@@ -60,23 +60,29 @@ def machine_parallel_speedup(n: int = 6_000_000) -> float:
 def raw_loop(plan) -> dict[str, dict]:
     """The library calls of the pipeline's per-case task, in a plain loop."""
     import SimpleITK as sitk
-    from SpineMetsClassifierLib.features.case import extract_case
+    from SpineMetsClassifierLib.features.cohort import quiet_radiomics
     from SpineMetsClassifierLib.features.radiomics_features import RadiomicsExtractor
-    from SpineMetsSegmentLib.region_growing import grow_region
-    from SpineMetsSegmentLib.seeds import RoiBox
 
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     fs = plan.settings.feature_settings
-    extractor = RadiomicsExtractor(fs.params_path)
-    rows = {}
-    for spec in plan.specs:
-        images = {name: sitk.ReadImage(path) for name, path in spec.images}
-        grown = grow_region(images, list(spec.seeds_ras), RoiBox(*spec.roi))
-        lesion = sitk.Resample(grown.mask, images[grown.reference_sequence], sitk.Transform(),
-                               sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
-        anatomy = sitk.ReadImage(spec.anatomy)
-        rows[spec.case_id] = extract_case(images, lesion, anatomy, fs, extractor)
-    return rows
+    with quiet_radiomics():  # the pipeline silences PyRadiomics' per-call log lines too
+        extractor = RadiomicsExtractor(fs.params_path)
+        return {spec.case_id: _raw_case(spec, fs, extractor) for spec in plan.specs}
+
+
+def _raw_case(spec, fs, extractor) -> dict:
+    """Read, grow, paste onto the full grid, extract: what a script would do for one case."""
+    import SimpleITK as sitk
+    from SpineMetsClassifierLib.features.case import extract_case
+    from SpineMetsSegmentLib.region_growing import grow_region
+    from SpineMetsSegmentLib.seeds import RoiBox
+
+    images = {name: sitk.ReadImage(path) for name, path in spec.images}
+    grown = grow_region(images, list(spec.seeds_ras), RoiBox(*spec.roi))
+    lesion = sitk.Resample(grown.mask, images[grown.reference_sequence], sitk.Transform(),
+                           sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    anatomy = sitk.ReadImage(spec.anatomy)
+    return extract_case(images, lesion, anatomy, fs, extractor)
 
 
 def _same(a: dict, b: dict) -> bool:

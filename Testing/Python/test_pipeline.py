@@ -272,6 +272,32 @@ class PipelineTest(unittest.TestCase):
         self.assertEqual(len(again.cached), N_CASES)
         self.assertEqual(comparable_files(out), before)
 
+    def test_existing_seg_nrrd_with_a_segment_name(self):
+        """Method `mask`: a Slicer .seg.nrrd per case, one named segment used; Dice against the labelmap is 1."""
+        import SimpleITK as sitk
+
+        from SpineMetsApp.pipeline import run_pipeline
+        from SpineMetsCore import dataio, segmentations
+
+        def with_segmentations(frame: pd.DataFrame) -> None:
+            frame.drop(index=frame.index[2:], inplace=True)
+            paths = []
+            for i, mask in enumerate(frame["mask"]):
+                labelmap = sitk.Cast(sitk.ReadImage(mask), sitk.sitkUInt16)
+                node, _ = segmentations.labelmap_to_segmentation(labelmap, {1: "index lesion", 2: "other", 3: "third"})
+                paths.append(str(dataio.write_segmentation(node, self.tmp / f"case{i}.seg.nrrd")))
+            frame["lesion_seg"] = paths
+            frame["segment"] = "index lesion"
+
+        manifest = self._manifest_copy(with_segmentations)
+        config = {**CONFIG, "tasks": [], "segmentation": {"method": "mask", "mask_column": "lesion_seg",
+                                                           "reference_column": "mask"}}
+        result = run_pipeline(manifest, config, self.tmp / "out", workers=0)
+        self.assertEqual(result.failed, {})
+        seg = pd.read_csv(self.tmp / "out" / "segmentation.csv")
+        np.testing.assert_allclose(seg["dice"], 1.0)  # exactly the reference's label-1 lesion
+        np.testing.assert_allclose(seg["volume_ml"], seg["reference_volume_ml"])
+
     def test_broken_case_is_recorded_and_the_cohort_completes(self):
         def corrupt(frame: pd.DataFrame) -> None:
             bad = self.tmp / "broken_T2.nii.gz"
