@@ -38,6 +38,7 @@ COMMANDS: dict[str, Command] = {
     "train": Command("models", "train a classifier (or all seven) and write a model package"),
     "predict": Command("models", "apply a model package: per-class probabilities and top-k labels"),
     "explain": Command("models", "SHAP explanation: global ranking, beeswarm, per-case waterfall"),
+    "upgrade-model": Command("packages", "re-save an old model package in the current checksummed format"),
 }
 
 
