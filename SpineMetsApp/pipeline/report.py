@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -496,10 +495,14 @@ def _provenance(plan: RunPlan, study: Mapping[str, Any], versions: Mapping[str, 
     for task, res in study["tasks"].items():
         for model, r in res.get("models", {}).items():
             card = r.get("card", {})
-            models.append({"task": task, "model": model, "package": str(Path(r["package"]).relative_to(plan.out)),
-                           "model sha256": (card.get("model_file") or {}).get("sha256", "") or
-                           json.dumps(card.get("weights_sha256", ""))})
-    return ("<h2>Provenance</h2>" + _table(pd.DataFrame(rows)) + "<h3>Models</h3>" + _table(pd.DataFrame(models))
+            payload = card.get("payload") or card.get("model_file") or {}
+            models.append({"task": task, "model": model, "kind": r.get("kind", "classical"),
+                           "package": str(Path(r["package"]).relative_to(plan.out)),
+                           "payload sha256": payload.get("sha256", ""),
+                           "synthetic training data": bool(card.get("synthetic_training_data"))})
+    note = ("<p class='muted'>Model packages (card + checksummed payload) differ byte-wise between runs (creation "
+            "time; skops serialisation): compare predictions, not hashes, across runs.</p>")
+    return ("<h2>Provenance</h2>" + _table(pd.DataFrame(rows)) + "<h3>Models</h3>" + _table(pd.DataFrame(models)) + note
             + "<h3>Versions</h3>" + _table(pd.DataFrame([{"library": k, "version": v} for k, v in versions.items()]))
             + "<h3>Resolved config</h3><pre>" + html.escape(yaml.safe_dump(plan.config.values, sort_keys=False))
             + "</pre>")
