@@ -1,11 +1,13 @@
-# spinemets_add_python_test(SCRIPT <file.py>)
+# spinemets_add_python_test(SCRIPT <file.py> [SLICER])
 #
 # Registers one Python test file (unittest.TestCase classes) in CTest:
-# - with Slicer: slicer_add_python_unittest, i.e. run inside Slicer's Python by
-#   slicer.testing.runUnitTest (module paths of the build tree are added);
 # - without Slicer: add_test running `SPINEMETS_PYTHON -m pytest <file>` on
-#   PyPI's slicer-core, with the repository's packages on PYTHONPATH.
-# The test files are identical in both modes.
+#   PyPI's slicer-core, with the repository's packages on PYTHONPATH;
+# - with Slicer, only when SLICER is given: slicer_add_python_unittest, i.e. run
+#   inside Slicer's Python by slicer.testing.runUnitTest. Only files that can pass
+#   inside the application are marked SLICER (most files build the headless
+#   slicer-core runtime, or start the venv's Python); inside Slicer the module
+#   Test classes (<Module>Test, registered by each module) run every action.
 
 if(NOT Slicer_FOUND)
   set(_default_python "${CMAKE_SOURCE_DIR}/.venv/bin/python")
@@ -22,10 +24,12 @@ if(NOT Slicer_FOUND)
 endif()
 
 function(spinemets_add_python_test)
-  cmake_parse_arguments(MY "" "SCRIPT" "" ${ARGN})
+  cmake_parse_arguments(MY "SLICER" "SCRIPT" "" ${ARGN})
   get_filename_component(_name ${MY_SCRIPT} NAME_WE)
   if(Slicer_FOUND)
-    slicer_add_python_unittest(SCRIPT ${MY_SCRIPT} TESTNAME_PREFIX spinemets_)
+    if(MY_SLICER)
+      slicer_add_python_unittest(SCRIPT ${MY_SCRIPT} TESTNAME_PREFIX spinemets_)
+    endif()
   else()
     set(_test py_spinemets_${_name})
     add_test(NAME ${_test}

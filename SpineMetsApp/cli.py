@@ -9,7 +9,11 @@ Exit status: 0 success; 1 partial failure where a command documents it
 (``features``: some cases failed); 2 unusable input, i.e. any
 :class:`~SpineMetsCore.errors.SpineMetsError` or unreadable file, reported as one
 ``spinemets <command>: error: <message>`` line on stderr without a traceback
-(argparse's own usage errors are 2 as well).
+(argparse's own usage errors are 2 as well); 3 an internal error (a bug: one
+line, the traceback only with ``-v``); 130/143 interrupted (Ctrl-C / SIGTERM),
+after the atomic writers removed their temporary files.
+
+VTK/MRML messages go through :mod:`logging` (never raw ``ERR|`` lines).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 from collections.abc import Iterable, Sequence
 
@@ -26,7 +31,8 @@ from .commands import COMMANDS
 
 logger = logging.getLogger("spinemets")
 
-EXIT_OK, EXIT_PARTIAL, EXIT_INPUT = 0, 1, 2
+EXIT_OK, EXIT_PARTIAL, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 
 # Flags whose values are coordinate lists: "-12.5,3,40" must not be mistaken for an option.
 COORDINATE_FLAGS: tuple[str, ...] = ("--seed-ras", "--roi-ras")
@@ -94,11 +100,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     label = getattr(args, "command_label", None) or args.command
+    _route_native_messages()
+    previous = _terminate_as_exit()
     try:
         return int(args.func(args) or EXIT_OK)
     except (SpineMetsError, OSError) as exc:
         print(f"spinemets {label}: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    except KeyboardInterrupt:
+        print(f"spinemets {label}: interrupted; unfinished outputs were not written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except _Terminated:
+        print(f"spinemets {label}: terminated; unfinished outputs were not written", file=sys.stderr)
+        return EXIT_TERMINATED
+    except Exception as exc:  # noqa: BLE001 - a bug must still end in one clear line, not a traceback
+        logger.debug("internal error", exc_info=True)
+        print(f"spinemets {label}: internal error: {type(exc).__name__}: {exc} "
+              "(this is a bug in SpineMets; rerun with -v for the traceback and report it)", file=sys.stderr)
+        return EXIT_INTERNAL
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(BaseException):
+    """SIGTERM as an exception, so ``finally`` blocks (temporary-file cleanup) run."""
+
+
+def _terminate_as_exit() -> object | None:
+    def handler(_signum: int, _frame: object) -> None:
+        raise _Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. called from a test runner thread)
+        return None
+
+
+def _route_native_messages() -> None:
+    from SpineMetsCore.native import route_vtk_messages_to_logging
+
+    try:
+        route_vtk_messages_to_logging()
+    except ImportError:  # VTK missing: the command will say so when it needs it
+        pass
 
 
 if __name__ == "__main__":

@@ -26,3 +26,20 @@ class GeometryError(InputError):
 
 class UnsupportedFormatError(InputError):
     """A file extension that no reader or writer handles."""
+
+
+class CorruptFileError(InputError):
+    """A file that exists but is truncated, damaged or not what its extension says."""
+
+
+class ImageQualityError(InputError):
+    """An image or mask that reads fine but cannot give a meaningful result (NaN, blank, empty mask)."""
+
+
+class OutputError(SpineMetsError):
+    """An output that cannot or must not be written (exists without --overwrite, not writable)."""
+
+    def __init__(self, what: str, problem: str) -> None:
+        self.what = what
+        self.problem = problem
+        super().__init__(f"{what}: {problem}")

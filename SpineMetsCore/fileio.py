@@ -8,11 +8,17 @@ NRRD that a later run would mistake for a finished case.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
+
+from .errors import OutputError
+
+logger = logging.getLogger(__name__)
 
 
 def _umask() -> int:
@@ -74,6 +80,110 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def stale_parts(target: str | os.PathLike[str]) -> list[Path]:
+    """Leftovers of interrupted atomic writes of ``target``: ``.<name>.*.part*`` files/folders,
+    ``.<name>.tmp-*`` staging folders (:func:`atomic_merge_dir`) and ``.<name>.old``."""
+    target = Path(target)
+    folder = target.parent
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.glob(f".{glob_escape(target.name)}.*")
+             if ".part" in p.name[len(target.name) + 1:] or p.name[len(target.name) + 2:].startswith("tmp-")]
+    old = folder / f".{target.name}.old"
+    if old.exists():
+        found.append(old)
+    return sorted(found)
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob metacharacters escaped."""
+    import glob
+
+    return glob.escape(name)
+
+
+def remove_stale_parts(target: str | os.PathLike[str]) -> list[Path]:
+    """Delete what :func:`stale_parts` finds (a killed run's temporaries) and return it."""
+    removed = []
+    for part in stale_parts(target):
+        with contextlib.suppress(OSError):
+            if part.is_dir() and not part.is_symlink():
+                shutil.rmtree(part)
+            else:
+                part.unlink()
+            removed.append(part)
+    if removed:
+        logger.info("removed %d temporary file(s) left by an interrupted run: %s", len(removed), [p.name for p in removed])
+    return removed
+
+
+def remove_part_files(folder: str | os.PathLike[str], pattern: str = ".*.part*") -> int:
+    """Delete temporary ``.part`` files of atomic writes in ``folder`` (e.g. a per-case cache); return the count."""
+    folder = Path(folder)
+    count = 0
+    if folder.is_dir():
+        for part in folder.glob(pattern):
+            with contextlib.suppress(OSError):
+                if part.is_dir() and not part.is_symlink():
+                    shutil.rmtree(part)
+                else:
+                    part.unlink()
+                count += 1
+    return count
+
+
+def _probe_writable(folder: Path, what: str) -> None:
+    try:
+        fd, name = tempfile.mkstemp(prefix=".spinemets-probe-", dir=folder)
+    except OSError as exc:
+        raise OutputError(what, f"cannot be written: folder {folder} is not writable ({exc.strerror or exc}); "
+                          "choose another output path") from None
+    os.close(fd)
+    os.unlink(name)
+
+
+def prepare_output(
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool,
+    kind: Literal["file", "dir"] = "file",
+    flag: str = "--out",
+) -> Path:
+    """Check an output before any work: writable, and not replaced unless ``overwrite``.
+
+    Every writing command calls this first, so an unwritable ``--out`` fails in a
+    second rather than after an hour of training, and an existing result is never
+    replaced silently. Nothing is created (the writers create missing folders);
+    the nearest existing folder must be writable. Temporaries left by an
+    interrupted earlier write of the same output are removed. A ``dir`` output may
+    exist when empty. Raises :class:`OutputError` naming the path and the fix.
+    """
+    target = Path(path).expanduser()
+    what = f"{flag} {target}"
+    if str(path).strip() == "":
+        raise OutputError(flag, "is empty; give an output path")
+    if target.exists() or target.is_symlink():
+        if kind == "file" and target.is_dir():
+            raise OutputError(what, "is a folder; give a file name")
+        if kind == "dir" and not target.is_dir():
+            raise OutputError(what, "is a file; give a folder name")
+        occupied = kind == "file" or any(target.iterdir())
+        if occupied and not overwrite:
+            raise OutputError(what, "already exists; pass --overwrite to replace it, or choose another output path")
+    folder = target if kind == "dir" else target.parent
+    existing = folder
+    while not (existing.exists() or existing.is_symlink()) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(what, f"cannot be created: {existing} is not a folder (a file or a broken link is in the way)")
+    _probe_writable(existing, what)  # nothing is created: a failed command leaves no empty folder behind
+    if target.exists() and overwrite and not os.access(target, os.W_OK) and kind == "file":
+        # a read-only file can still be replaced by rename; say so rather than surprise
+        logger.info("%s is read-only; it will be replaced (--overwrite)", target)
+    remove_stale_parts(target)
+    return target
 
 
 @contextlib.contextmanager

@@ -15,13 +15,15 @@ import platform
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from .fileio import atomic_path, write_text_atomic
 from .runtime import get_scene
+
+if TYPE_CHECKING:  # pandas is imported where a function needs it: desktop Slicer does not bundle it
+    import pandas as pd
 
 PROVENANCE_ATTRIBUTE = "SpineMets.Provenance"
 _LIBRARIES = ("spinemets", "numpy", "scipy", "SimpleITK", "slicer-core", "pandas", "scikit-learn", "skops", "pyradiomics-bhklab",
@@ -53,6 +55,7 @@ def dataframe_to_table_node(
     frame: pd.DataFrame, name: str = "Table", node: Any | None = None, prov: Mapping[str, Any] | None = None
 ) -> Any:
     """Fill a (new or given) vtkMRMLTableNode; numeric columns stay numeric."""
+    import pandas as pd
     import vtk
 
     if node is None:
@@ -62,7 +65,8 @@ def dataframe_to_table_node(
     for column in frame.columns:
         values = frame[column]
         if pd.api.types.is_bool_dtype(values) or pd.api.types.is_integer_dtype(values):
-            arr = vtk.vtkIntArray()
+            small = values.empty or (int(values.min()) >= -(2**31) and int(values.max()) < 2**31)
+            arr = vtk.vtkIntArray() if small else vtk.vtkLongLongArray()
             for v in values:
                 arr.InsertNextValue(int(v))
         elif pd.api.types.is_numeric_dtype(values):
@@ -83,6 +87,8 @@ def dataframe_to_table_node(
 
 def table_node_to_dataframe(node: Any) -> pd.DataFrame:
     """Read a vtkMRMLTableNode back into a DataFrame."""
+    import pandas as pd
+
     table = node.GetTable()
     data = {}
     for c in range(table.GetNumberOfColumns()):

@@ -2,16 +2,19 @@
 
 Only the Widget here touches Qt. All computation lives in the Qt-free
 ``SpineMetsSegmentLib`` (usable from ``Slicer --no-main-window`` scripts, the
-``spinemets`` command and plain Python on PyPI's slicer-core).
+``spinemets`` command and plain Python on PyPI's slicer-core). At load time this
+file imports only what desktop Slicer bundles (numpy, SimpleITK, scipy, vtk) and
+the extension's own packages; torch, MONAI and safetensors are installed on first
+use of the U-Net (``SpineMetsCore.dependencies``) and imported only by the
+background process. Needs Slicer 5.10 or later (Python 3.12).
 """
 
 import logging
 import os
-import queue
+import shutil
 import tempfile
-import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import qt
 import slicer
@@ -26,7 +29,12 @@ from slicer import (
 from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
-from slicer.ScriptedLoadableModule import *
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
 from slicer.util import VTKObservationMixin
 from SpineMetsSegmentLib.logic import LesionSegmentationLogic as _LibLogic
 
@@ -34,6 +42,10 @@ METHOD_REGION_GROWING = "Region growing"
 METHOD_UNET = "U-Net"
 METHOD_IMPORT = "Import labelmap"
 SEQUENCE_PARAMETERS = (("T1", "t1Volume"), ("T2", "t2Volume"), ("STIR", "stirVolume"), ("T1CE", "t1ceVolume"))
+MODULE_DIR = Path(__file__).resolve().parent
+DEMO_MODEL = MODULE_DIR / "Resources" / "Models"
+REQUIREMENTS = MODULE_DIR / "Resources" / "SpineMetsSegmentRequirements.txt"
+RESULTS_TABLE_NAME = "SpineMetsSegment results"
 
 HELP_TEXT = """
 Lesion segmentation on spinal MRI into named segments of a segmentation node
@@ -42,22 +54,77 @@ when asked). Everything is also available headless: <code>spinemets segment</cod
 <code>spinemets seg-metrics</code> and the module Logic in
 <code>Slicer --no-main-window --python-script</code> or plain Python.
 <h3>Region growing (competitive, multi-sequence)</h3>
-Seeds (and an optional ROI the lesion may not leave) on any of the sequences; a lesion front
-and a background front compete (GrowCut-like fast marching). The algorithm and every
-parameter: <a href="https://github.com/spinemets/SlicerSpineMets/blob/main/docs/region_growing.md">docs/region_growing.md</a>.
+<ol>
+<li>All chosen sequences are resampled onto the T1 grid by physical position and
+cropped to the ROI (without an ROI: a box 30 mm around the seeds). The result
+never leaves the ROI.</li>
+<li>Each sequence is scaled by its robust range inside the ROI and smoothed with
+edge-preserving gradient anisotropic diffusion.</li>
+<li>Lesion statistics (median, robust spread) come from the voxels within the seed
+radius of the seeds; background tissue classes (k-means) from the ROI border.</li>
+<li>A lesion probability compares the lesion with every background class, with
+spreads pooled per pair, so borders fall half-way between lesion and neighbour
+signal and a sequence where the lesion is iso-intense does not vote.</li>
+<li>GrowCut-like competition: a lesion front from the seeds and a background front
+from the ROI border advance together (fast marching, each fast where its class is
+likely); every voxel goes to the front that reaches it first. Thin bridges to
+similar tissue are reached by the background first, so the lesion does not leak.</li>
+<li>Heterogeneity: when the grown region is surrounded by tissue that no background
+class explains and that is not a blend of known tissues (a seed inside a necrotic or
+sclerotic focus), that tissue becomes a further lesion class and growing repeats.</li>
+<li>Clean-up: optional opening, keep components touching a seed, closing, hole
+filling (3-D and per slice), maximum radius from the seeds.</li>
+</ol>
+<h4>Parameters (defaults)</h4>
+<ul>
+<li><b>smoothing_iterations</b> (5): anisotropic diffusion iterations, 0 = none.</li>
+<li><b>smoothing_conductance</b> (1.0): relative to the mean gradient; lower keeps more edges.</li>
+<li><b>seed_radius_mm</b> (3): neighbourhood of the seeds giving the lesion statistics.</li>
+<li><b>min_spread</b> (0.04): floor of a class spread, in units of the sequence's ROI 5-95 % range.</li>
+<li><b>background_border_mm</b> (2): thickness of the ROI border that is background.</li>
+<li><b>background_clusters</b> (6): tissue classes found on the border.</li>
+<li><b>max_distance</b> (10): cap on a sequence's z-distance so one sequence cannot veto a voxel.</li>
+<li><b>edge_weight</b> (0): extra slowing of both fronts on edges (0 = off).</li>
+<li><b>max_lesion_components</b> (3): growing rounds, each may add a lesion class.</li>
+<li><b>rim_mm</b> (3), <b>novelty_z</b> (2.5), <b>novel_rim_fraction</b> (0.5): rim inspected for
+unexplained tissue, the z-distance beyond which tissue is unexplained, and the share of the
+rim that must be unexplained before a lesion class is added.</li>
+<li><b>max_radius_mm</b> (60): size limit from the seeds.</li>
+<li><b>opening_mm</b> (0), <b>closing_mm</b> (1.5): morphological clean-up radii.</li>
+<li><b>fill_holes</b> (on): fill enclosed foci.</li>
+<li><b>default_roi_margin_mm</b> (30): box around the seeds when no ROI is given.</li>
+<li><b>sequence_weights</b> (all 1): per-sequence weights; 0 ignores a sequence.</li>
+</ul>
 <h3>U-Net</h3>
 A model package (folder or .zip with model.json and weights.safetensors; the weights'
 SHA-256 is verified before use) runs in a background process with progress, Cancel
 and Force CPU; segments are named and coloured from the model card. Torch comes from
 the PyTorch extension. Models trained on synthetic data are not clinically valid.
 """
+HELP_TEXT += """
+<h3>Sample data</h3>
+<b>Load synthetic phantom case</b> (or the Sample Data module, category SpineMets) loads
+one case of the SpineMets phantom with its lesion and anatomy segmentations; each
+file's SHA-256 is checked. It is synthetic, not a patient.
+<h3>Results</h3>
+Each run adds or replaces named segments and fills the table
+<i>SpineMets Segment results</i> (segment, method, volume in mL), shown in a
+layout with a table view. A U-Net import is one undoable step (Edit / Undo).
+<p>Requires 3D Slicer 5.10 or later (Python 3.12).</p>
+"""
+
+
+def _chosenPath(path: Any) -> str:
+    """'' for an unset path parameter (a Path parameter defaults to '.')."""
+    text = str(path or "").strip()
+    return "" if text in ("", ".") else text
 
 
 #
 # SpineMetsSegment
 #
 class SpineMetsSegment(ScriptedLoadableModule):
-    """Module metadata (title, help, acknowledgement)."""
+    """Module metadata (title, help, acknowledgement) and the sample data registration."""
 
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
@@ -70,6 +137,18 @@ class SpineMetsSegment(ScriptedLoadableModule):
             "SpineMets reproduces published spinal MRI study methods on researchers' own cohorts. "
             "It ships a synthetic multi-sequence spine phantom instead of patient data."
         )
+        if hasattr(slicer, "app"):  # the desktop application (not PythonSlicer, not a headless script)
+            slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+def registerSampleData() -> None:
+    """Add the synthetic phantom case to the Sample Data module (category SpineMets)."""
+    from SpineMetsSegmentLib.sample_data import register_sample_data
+
+    try:
+        register_sample_data()
+    except Exception as exc:  # noqa: BLE001 - a broken sample must not break start-up
+        logging.warning("SpineMetsSegment: sample data not registered: %s", exc)
 
 
 #
@@ -91,7 +170,7 @@ class SpineMetsSegmentParameterNode:
     maxRadiusMm: Annotated[float, WithinRange(5.0, 300.0)] = 60.0
     smoothingIterations: Annotated[int, WithinRange(0, 50)] = 5
     fillHoles: bool = True
-    modelPath: Path
+    modelPath: Path = DEMO_MODEL
     forceCpu: bool = False
     lesionLabelmap: vtkMRMLLabelMapVolumeNode
     outputSegmentation: vtkMRMLSegmentationNode
@@ -103,7 +182,7 @@ class SpineMetsSegmentParameterNode:
 # Widget
 #
 class SpineMetsSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """Binds parameters and calls the Logic; runs the U-Net in a child process."""
+    """Binds parameters and calls the Logic; the U-Net job is polled by a timer."""
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
@@ -112,6 +191,7 @@ class SpineMetsSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._job = None
+        self._timer = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -128,6 +208,11 @@ class SpineMetsSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
+        self.ui.loadSampleButton.connect("clicked(bool)", self.onLoadSampleButton)
+        self.ui.modelFolderButton.connect("clicked(bool)", self.onModelFolderButton)
+        self._timer = qt.QTimer()
+        self._timer.setInterval(200)
+        self._timer.connect("timeout()", self.onTimer)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
@@ -176,164 +261,102 @@ class SpineMetsSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.advancedCollapsibleButton.visible = method == METHOD_REGION_GROWING
         self.ui.unetCollapsibleButton.visible = method == METHOD_UNET
         self.ui.importCollapsibleButton.visible = method == METHOD_IMPORT
-        if method == METHOD_REGION_GROWING:
-            ready = bool(p.t1Volume and p.seedPoints)
-            hint = _("Select a T1 volume and place at least one seed point")
-        elif method == METHOD_UNET:
-            ready = bool(p.t1Volume and p.modelPath and str(p.modelPath) not in ("", "."))
-            hint = _("Select the input volumes and a model package")
-        else:
-            ready = bool(p.t1Volume and p.lesionLabelmap)
-            hint = _("Select a reference volume and a lesion labelmap")
+        ready, hint = self.logic.readiness(p)
         busy = self._job is not None
         self.ui.applyButton.enabled = ready and not busy
         self.ui.applyButton.toolTip = _("Segment") if ready else hint
         self.ui.cancelButton.enabled = busy
-
-    def _volumes(self) -> dict:
-        p = self._parameterNode
-        return {seq: getattr(p, attr) for seq, attr in SEQUENCE_PARAMETERS if getattr(p, attr)}
+        self.ui.loadSampleButton.enabled = not busy
 
     def _showResults(self, results) -> None:
-        self._parameterNode.outputSegmentation = results[0].segmentation_node
+        table = self.logic.resultsToTable(results)
+        self._parameterNode.outputSegmentation = results[0].segmentation_node if results else self._parameterNode.outputSegmentation
+        showTableInLayout(table)
         self.ui.statusLabel.text = ", ".join(f"{r.segment_name}: {r.volume_ml:.2f} mL" for r in results)
+
+    def onLoadSampleButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Could not load the phantom sample."), waitCursor=True):
+            case = self.logic.loadSampleCase()
+            self.logic.useCase(self._parameterNode, case)
+            slicer.util.setSliceViewerLayers(background=case.volumes["T1"], fit=True)
+            self.ui.statusLabel.text = _("Synthetic phantom case loaded (not a patient).")
+
+    def onModelFolderButton(self) -> None:
+        folder = qt.QFileDialog.getExistingDirectory(self.parent, _("Model package folder"), _chosenPath(self._parameterNode.modelPath))
+        if folder:
+            self._parameterNode.modelPath = Path(folder)
 
     def onApplyButton(self) -> None:
         p = self._parameterNode
         if p.method == METHOD_UNET:
             with slicer.util.tryWithErrorDisplay(_("Failed to start the U-Net segmentation."), waitCursor=True):
-                self._startUNet()
+                if not self.logic.ensureUNetDependencies():
+                    return
+                self._job = self.logic.startUNet(p)
+                self.ui.progressBar.value = 0
+                self.ui.progressBar.show()
+                self.ui.statusLabel.text = _("U-Net running in the background...")
+                self._timer.start()
+                self._updateGui()
             return
         with slicer.util.tryWithErrorDisplay(_("Segmentation failed."), waitCursor=True):
             if p.method == METHOD_REGION_GROWING:
-                from SpineMetsSegmentLib.region_growing import RegionGrowingParameters
-
-                params = RegionGrowingParameters(
-                    seed_radius_mm=p.seedRadiusMm,
-                    background_border_mm=p.backgroundBorderMm,
-                    max_radius_mm=p.maxRadiusMm,
-                    smoothing_iterations=p.smoothingIterations,
-                    fill_holes=p.fillHoles,
-                )
-                result = self.logic.segmentRegionGrowing(
-                    self._volumes(),
-                    p.seedPoints,
-                    p.roiNode,
-                    segmentationNode=p.outputSegmentation,
-                    segmentName=p.segmentName or "Lesion",
-                    replaceExisting=p.replaceExisting,
-                    parameters=params,
-                    referenceSequence="T1",
-                )
-                self._showResults([result])
+                results = [self.logic.segmentFromParameterNode(p)]
             else:
-                from SpineMetsCore.volumes import volume_to_sitk
+                results = self.logic.importLabelmapFromParameterNode(p)
+            self._showResults(results)
 
-                seg, _ids = self.logic.importLabelmapAsSegments(
-                    volume_to_sitk(p.lesionLabelmap),
-                    p.t1Volume,
-                    segmentationNode=p.outputSegmentation,
-                    replaceExisting=p.replaceExisting,
-                )
-                p.outputSegmentation = seg
-                volumes = self.logic.segmentVolumesMl(seg, p.t1Volume)
-                self.ui.statusLabel.text = ", ".join(f"{name}: {ml:.2f} mL" for name, ml in volumes.items())
-
-    # --- U-Net in a child process -------------------------------------------------
-    def _startUNet(self) -> None:
-        from SpineMetsSegmentLib.background import child_environment, launch, unet_command
-
-        from SpineMetsCore.dataio import write_volume
-
-        if not self.logic.ensureUNetDependencies():
-            return
-        p = self._parameterNode
-        workdir = tempfile.TemporaryDirectory(prefix="SpineMetsUNet_")
-        images = {}
-        for seq, node in self._volumes().items():
-            images[seq] = write_volume(node, os.path.join(workdir.name, f"{seq}.nrrd"))
-        out = os.path.join(workdir.name, "result.seg.nrrd")
-        args = unet_command(images, p.modelPath, out, force_cpu=p.forceCpu)
-        logging.info("SpineMetsSegment: running %s", " ".join(args))
-        proc = launch(args, child_environment())
-        lines = queue.Queue()
-        reader = threading.Thread(target=self._readOutput, args=(proc, lines), daemon=True)
-        reader.start()
-        timer = qt.QTimer()
-        timer.setInterval(200)
-        timer.connect("timeout()", self._pollUNet)
-        self._job = {"proc": proc, "lines": lines, "timer": timer, "workdir": workdir, "out": out, "log": []}
-        self.ui.progressBar.value = 0
-        self.ui.progressBar.show()
-        self.ui.statusLabel.text = _("U-Net running...")
-        timer.start()
-        self._updateGui()
-
-    @staticmethod
-    def _readOutput(proc, lines) -> None:
-        for line in proc.stdout:
-            lines.put(line.rstrip())
-        lines.put(None)
-
-    def _pollUNet(self) -> None:
-        from SpineMetsSegmentLib.background import parse_progress
-
+    def onTimer(self) -> None:
+        """Only polls the job (never blocks); imports the result when it is done."""
         job = self._job
         if job is None:
+            self._timer.stop()
             return
-        finished = False
-        while True:
-            try:
-                line = job["lines"].get_nowait()
-            except queue.Empty:
-                break
-            if line is None:
-                finished = True
-                break
-            job["log"].append(line)
-            percent = parse_progress(line)
-            if percent is not None:
-                self.ui.progressBar.value = percent
-        if not finished:
+        status = job.poll()
+        self.ui.progressBar.value = int(round(100 * status.fraction))
+        self.ui.statusLabel.text = status.message
+        if not status.finished:
             return
-        code = job["proc"].wait()
-        self._finishJob()
-        if code != 0:
-            tail = "\n".join(job["log"][-15:])
-            slicer.util.errorDisplay(_("U-Net segmentation failed."), detailedText=tail)
-            self.ui.statusLabel.text = _("U-Net segmentation failed (see details).")
-            job["workdir"].cleanup()
-            return
-        with slicer.util.tryWithErrorDisplay(_("Could not load the U-Net result."), waitCursor=True):
-            p = self._parameterNode
-            results = self.logic.importSegmentationFile(job["out"], p.t1Volume, p.outputSegmentation, p.replaceExisting)
-            self._showResults(results)
-        job["workdir"].cleanup()
-
-    def _finishJob(self) -> None:
-        job, self._job = self._job, None
-        if job is not None:
-            job["timer"].stop()
+        self._timer.stop()
+        self._job = None
         self.ui.progressBar.hide()
         self._updateGui()
+        if status.state == "succeeded":
+            with slicer.util.tryWithErrorDisplay(_("Could not import the U-Net result."), waitCursor=True):
+                self._showResults(self.logic.finishUNet(job, self._parameterNode))
+        elif status.state == "failed":
+            slicer.util.errorDisplay(_("U-Net segmentation failed."), detailedText=status.message + "\n\n" + "\n".join(job.log[-20:]))
+            job.cleanup()
 
     def onCancelButton(self) -> None:
-        job = self._job
+        job, self._job = self._job, None
         if job is None:
             return
-        from SpineMetsSegmentLib.background import terminate
-
-        terminate(job["proc"])
-        self._finishJob()
-        job["workdir"].cleanup()
+        job.cancel()
+        job.cleanup()
+        if self._timer is not None:
+            self._timer.stop()
+        self.ui.progressBar.hide()
         self.ui.statusLabel.text = _("U-Net segmentation cancelled.")
+        self._updateGui()
+
+
+def showTableInLayout(table) -> None:
+    """Switch to a layout with a table view and show ``table`` there (desktop Slicer only)."""
+    if not hasattr(slicer, "app"):
+        return
+    layoutManager = slicer.app.layoutManager()
+    if layoutManager is not None:
+        layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
+    slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
+    slicer.app.applicationLogic().PropagateTableSelection()
 
 
 #
 # Logic
 #
 class SpineMetsSegmentLogic(ScriptedLoadableModuleLogic, _LibLogic):
-    """Slicer-facing logic: the Qt-free Lib logic plus the module's parameter node."""
+    """Slicer-facing logic: the Qt-free Lib logic, the parameter node, the U-Net job and the sample."""
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
@@ -342,90 +365,333 @@ class SpineMetsSegmentLogic(ScriptedLoadableModuleLogic, _LibLogic):
     def getParameterNode(self):
         return SpineMetsSegmentParameterNode(super().getParameterNode())
 
-    def ensureUNetDependencies(self) -> bool:
-        """Install MONAI etc. (with consent) and torch through the PyTorch extension; False if declined."""
+    # --- readiness and inputs ----------------------------------------------------
+    @staticmethod
+    def volumesOf(p) -> dict:
+        """Sequence name -> selected volume node (empty selectors skipped)."""
+        return {seq: getattr(p, attr) for seq, attr in SEQUENCE_PARAMETERS if getattr(p, attr)}
+
+    @staticmethod
+    def readiness(p) -> tuple[bool, str]:
+        """Whether Apply can run with these parameters, and what is missing otherwise."""
+        if p.method == METHOD_REGION_GROWING:
+            return bool(p.t1Volume and p.seedPoints and p.seedPoints.GetNumberOfControlPoints()), _(
+                "Select a T1 volume and place at least one seed point")
+        if p.method == METHOD_UNET:
+            return bool(p.t1Volume and _chosenPath(p.modelPath) and os.path.exists(_chosenPath(p.modelPath))), _(
+                "Select the input volumes and a model package (folder or .zip)")
+        return bool(p.t1Volume and p.lesionLabelmap), _("Select a reference volume and a lesion labelmap")
+
+    @staticmethod
+    def modelPackagePath(p) -> Path:
+        """The chosen model package (a picked ``model.json`` means its folder)."""
+        path = Path(_chosenPath(p.modelPath))
+        return path.parent if path.name == "model.json" else path
+
+    # --- region growing and labelmap import ----------------------------------------
+    def segmentFromParameterNode(self, p):
+        """Region growing from the seed markups inside the ROI (no ROI: a box around the seeds)."""
+        from SpineMetsSegmentLib.region_growing import RegionGrowingParameters
+
+        params = RegionGrowingParameters(
+            seed_radius_mm=p.seedRadiusMm,
+            background_border_mm=p.backgroundBorderMm,
+            max_radius_mm=p.maxRadiusMm,
+            smoothing_iterations=p.smoothingIterations,
+            fill_holes=p.fillHoles,
+        )
+        result = self.segmentRegionGrowing(
+            self.volumesOf(p), p.seedPoints, p.roiNode, segmentationNode=p.outputSegmentation,
+            segmentName=p.segmentName or "Lesion", replaceExisting=p.replaceExisting, parameters=params,
+            referenceSequence="T1",
+        )
+        p.outputSegmentation = result.segmentation_node
+        return result
+
+    def importLabelmapFromParameterNode(self, p):
+        """Every label of the chosen labelmap volume as a named segment."""
+        from SpineMetsSegmentLib.logic import SegmentResult
+
+        from SpineMetsCore.volumes import volume_to_sitk
+
+        seg, ids = self.importLabelmapAsSegments(
+            volume_to_sitk(p.lesionLabelmap), p.t1Volume, segmentationNode=p.outputSegmentation,
+            replaceExisting=p.replaceExisting,
+        )
+        p.outputSegmentation = seg
+        volumes = self.segmentVolumesMl(seg, p.t1Volume)
+        names = seg.GetSegmentation()
+        return [SegmentResult(seg, sid, names.GetSegment(sid).GetName(), volumes[names.GetSegment(sid).GetName()])
+                for sid in ids.values()]
+
+    # --- U-Net in a background process -----------------------------------------------
+    def ensureUNetDependencies(self, installer=None) -> bool:
+        """torch (PyTorch extension), MONAI matched to it, safetensors; one confirmation. False: declined."""
         from SpineMetsCore.dependencies import ensure_requirements
 
+        return ensure_requirements(REQUIREMENTS, requester="SpineMetsSegment", installer=installer)
+
+    def startUNet(self, p, launcher=None, python=None):
+        """Write the inputs and start the worker; returns the running :class:`UNetJob`."""
+        from SpineMetsSegmentLib.unet.job import UNetJob
+
+        from SpineMetsCore.dataio import write_image
+        from SpineMetsCore.errors import InputError
+        from SpineMetsCore.volumes import volume_to_sitk
+
+        ready, hint = self.readiness(p)
+        if p.method == METHOD_UNET and not ready:
+            raise InputError("U-Net", hint)
+        workdir = Path(tempfile.mkdtemp(prefix="SpineMetsUNet-"))
         try:
-            import PyTorchUtils
-        except ImportError:
-            slicer.util.errorDisplay(_("The U-Net needs the PyTorch extension: install 'PyTorch' from the Extensions Manager."))
-            return False
-        torchLogic = PyTorchUtils.PyTorchUtilsLogic()
-        if not torchLogic.torchInstalled():
-            torch = torchLogic.installTorch(askConfirmation=True, torchVersionRequirement=">=2.0")
-            if torch is None:
-                return False
-        module_dir = Path(__file__).resolve().parent
-        ensure_requirements(module_dir / "Resources" / "requirements.txt", requester="SpineMetsSegment")
-        return True
+            # uncompressed: the worker reads them once, right away
+            images = {seq: write_image(volume_to_sitk(node), workdir / f"{seq}.nrrd", compress=False)
+                      for seq, node in self.volumesOf(p).items()}
+            kwargs = {"launcher": launcher} if launcher is not None else {}
+            job = UNetJob(images, self.modelPackagePath(p), workdir, force_cpu=p.forceCpu, python=python,
+                          remove_workdir=True, **kwargs)
+            job.start()
+        except Exception:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        return job
+
+    def finishUNet(self, job, p) -> list:
+        """Import a finished job's labelmap into the output segmentation, then remove its files."""
+        try:
+            results = self.importUNetResult(job.result(), p.t1Volume, p.outputSegmentation, p.replaceExisting)
+        finally:
+            job.cleanup()
+        p.outputSegmentation = results[0].segmentation_node
+        return results
+
+    def importUNetResult(self, result, referenceVolume, segmentationNode=None, replaceExisting=False) -> list:
+        """Read the worker's labelmap once and add one segment per model-card label, as one undoable step."""
+        import numpy as np
+        import SimpleITK as sitk
+        from SpineMetsSegmentLib.logic import SegmentResult
+        from SpineMetsSegmentLib.unet.job import label_color
+
+        from SpineMetsCore import segmentations
+        from SpineMetsCore.dataio import read_image
+
+        labelmap = read_image(result.labelmap)
+        specs = [segmentations.SegmentSpec(int(label["value"]), str(label["name"]), label_color(label))
+                 for label in result.labels]
+        self.scene.SaveStateForUndo()
+        ids = self._addSegments(labelmap, specs, referenceVolume, segmentationNode, replaceExisting)
+        voxel_ml = float(np.prod(labelmap.GetSpacing())) / 1000.0
+        counts = np.bincount(sitk.GetArrayViewFromImage(labelmap).ravel().astype(np.int64), minlength=256)
+        out = []
+        for spec in specs:
+            node, sid = ids[spec.label]
+            out.append(SegmentResult(node, sid, node.GetSegmentation().GetSegment(sid).GetName(), float(counts[spec.label]) * voxel_ml))
+        return out
+
+    # --- results and sample data -------------------------------------------------------
+    def resultsToTable(self, results, tableNode=None):
+        """A table node (segment, segmentation, volume mL) of the latest results, for the table view."""
+        if tableNode is None:
+            tableNode = self.scene.GetFirstNodeByName(RESULTS_TABLE_NAME) or self.scene.AddNewNodeByClass(
+                "vtkMRMLTableNode", RESULTS_TABLE_NAME)
+        table = tableNode.GetTable()
+        table.Initialize()
+        columns = (("Segment", vtk.vtkStringArray()), ("Segmentation", vtk.vtkStringArray()), ("Volume (mL)", vtk.vtkDoubleArray()))
+        for name, array in columns:
+            array.SetName(name)
+            table.AddColumn(array)
+        for r in results:
+            columns[0][1].InsertNextValue(r.segment_name)
+            columns[1][1].InsertNextValue(r.segmentation_node.GetName())
+            columns[2][1].InsertNextValue(round(float(r.volume_ml), 4))
+        table.Modified()
+        tableNode.Modified()
+        return tableNode
+
+    def loadSampleCase(self):
+        """The synthetic phantom sample (checksums verified) as volume and segmentation nodes."""
+        from SpineMetsSegmentLib.sample_data import SAMPLE_NAME, SEQUENCES, SampleCase, verify_sample
+
+        from SpineMetsCore.dataio import read_segmentation, read_volume
+
+        paths = verify_sample()
+        volumes = {seq: read_volume(paths[seq], name=f"{SAMPLE_NAME}_{seq}") for seq in SEQUENCES}
+        lesions = read_segmentation(paths["lesions"], name=f"{SAMPLE_NAME}_lesions")
+        anatomy = read_segmentation(paths["anatomy"], name=f"{SAMPLE_NAME}_anatomy")
+        return SampleCase(volumes, lesions, anatomy)
+
+    def useCase(self, p, case) -> None:
+        """Select a loaded case's sequences as the module's inputs."""
+        for seq, attr in SEQUENCE_PARAMETERS:
+            if seq in case.volumes:
+                setattr(p, attr, case.volumes[seq])
 
 
 #
 # Test
 #
 class SpineMetsSegmentTest(ScriptedLoadableModuleTest):
-    """Runs the Logic on a phantom case inside Slicer (the Lib tests run headless too)."""
+    """Every action of the module, end to end through the Logic, on the phantom sample."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        self.setUp()
-        self.test_importPhantomLesions()
-        self.setUp()
-        self.test_regionGrowingWithMarkups()
+        for name in sorted(n for n in dir(self) if n.startswith("test_")):
+            self.setUp()
+            getattr(self, name)()
 
-    def test_importPhantomLesions(self):
-        import tempfile
+    # helpers ---------------------------------------------------------------------
+    def _sample(self):
+        logic = SpineMetsSegmentLogic()
+        case = logic.loadSampleCase()
+        p = logic.getParameterNode()
+        logic.useCase(p, case)
+        return logic, case, p
 
-        import numpy as np
-        import SimpleITK as sitk
+    @staticmethod
+    def _truth(logic, case):
+        return logic.segmentMask(case.lesions, "index lesion")
 
-        from SpineMetsCore.manifest import read_manifest
-        from SpineMetsPhantom import write_cohort
-
-        self.delayDisplay("Generating a phantom case")
-        with tempfile.TemporaryDirectory() as tmp:
-            manifest = write_cohort(os.path.join(tmp, "cohort"), n_cases=1, seed=3)
-            row = read_manifest(manifest)[0]
-            logic = SpineMetsSegmentLogic()
-            case = logic.loadCase(row)
-            mask = sitk.GetArrayFromImage(sitk.ReadImage(str(row.mask)))
-            labels = [int(v) for v in np.unique(mask) if v]
-            self.assertEqual(len(case.segment_ids), len(labels))
-            if labels:
-                vols = logic.segmentVolumesMl(case.segmentation, case.volumes["T1"])
-                voxel_ml = float(np.prod(sitk.ReadImage(str(row.mask)).GetSpacing())) / 1000.0
-                self.assertAlmostEqual(sum(vols.values()), float((mask > 0).sum()) * voxel_ml, places=3)
-        logging.info("SpineMetsSegment test passed")
-        self.delayDisplay("Test passed")
-
-    def test_regionGrowingWithMarkups(self):
-        import numpy as np
-        import SimpleITK as sitk
+    def _dice(self, logic, case, node, segment):
         from SpineMetsSegmentLib.metrics import compute_metrics
 
-        from SpineMetsCore.volumes import sitk_to_volume
-        from SpineMetsPhantom import generate_case
+        return compute_metrics(self._truth(logic, case), logic.segmentMask(node, segment)).dice
+
+    # tests -------------------------------------------------------------------------
+    def test_sampleDataChecksumsAndContents(self):
+        from SpineMetsSegmentLib.sample_data import read_index, verify_sample
+
+        from SpineMetsCore.errors import InputError
+
+        self.delayDisplay("Loading the phantom sample")
+        logic, case, p = self._sample()
+        self.assertEqual(sorted(case.volumes), ["STIR", "T1", "T1CE", "T2"])
+        self.assertIs(p.t1Volume, case.volumes["T1"])
+        self.assertIs(p.t1ceVolume, case.volumes["T1CE"])
+        names = logic.segmentVolumesMl(case.lesions, case.volumes["T1"])
+        self.assertEqual(list(names), ["index lesion"])
+        self.assertGreater(names["index lesion"], 0.3)
+        anatomy = logic.segmentVolumesMl(case.anatomy, case.volumes["T1"])
+        self.assertIn("vertebral_body", anatomy)
+        files, description = read_index()
+        self.assertTrue(description["synthetic"])
+        with tempfile.TemporaryDirectory() as tmp:
+            for entry in files:
+                shutil.copy(verify_sample()[entry.role], tmp)
+            shutil.copy(Path(verify_sample()["T1"]).with_name("SpineMetsPhantom.json"), tmp)
+            damaged = Path(tmp) / files[0].file
+            data = bytearray(damaged.read_bytes())
+            data[-1] ^= 0xFF
+            damaged.write_bytes(bytes(data))
+            with self.assertRaisesRegex(InputError, "does not match the sample index"):
+                verify_sample(tmp)
+        self.delayDisplay("Sample data test passed")
+
+    def test_regionGrowingWithMarkupsSeedAndRoi(self):
+        import numpy as np
+        import SimpleITK as sitk
 
         self.delayDisplay("Region growing from a seed point list inside an ROI")
-        case = generate_case(7, case_id="slicerTest")
-        nodes = {name: sitk_to_volume(image, name=name) for name, image in case.images.items()}
-        lesion = case.lesions[0]
-        flip = np.array([-1.0, -1.0, 1.0])
-        seeds = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "Seeds")
-        seeds.AddControlPoint(*(np.asarray(lesion.seed_lps) * flip))
-        roi = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsROINode", "ROI")
-        lo = (np.asarray(lesion.bbox_min_lps) - 10.0) * flip
-        hi = (np.asarray(lesion.bbox_max_lps) + 10.0) * flip
-        roi.SetCenter(*((lo + hi) / 2))
-        roi.SetSize(*np.abs(hi - lo))
-        result = SpineMetsSegmentLogic().segmentRegionGrowing(nodes, seeds, roi, segmentName="Index lesion")
-        from SpineMetsCore.segmentations import segment_to_mask
+        logic, case, p = self._sample()
+        truth = self._truth(logic, case)
+        stats = sitk.LabelShapeStatisticsImageFilter()
+        stats.Execute(truth)
+        flip = np.array([-1.0, -1.0, 1.0])  # LPS -> RAS
+        centre = np.asarray(truth.TransformContinuousIndexToPhysicalPoint(
+            truth.TransformPhysicalPointToContinuousIndex(stats.GetCentroid(1)))) * flip
+        box = stats.GetBoundingBox(1)
+        corners = [truth.TransformIndexToPhysicalPoint([int(box[i] + box[i + 3] * k) for i in range(3)]) for k in (0, 1)]
+        lo, hi = (np.asarray(c) * flip for c in corners)
+        p.method = METHOD_REGION_GROWING
+        self.assertFalse(logic.readiness(p)[0], "no seed yet")
+        p.seedPoints = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "Seeds")
+        p.seedPoints.AddControlPoint(*centre)
+        p.roiNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsROINode", "ROI")
+        p.roiNode.SetCenter(*((lo + hi) / 2))
+        p.roiNode.SetSize(*(np.abs(hi - lo) + 20.0))
+        p.segmentName = "Index lesion (RG)"
+        self.assertTrue(logic.readiness(p)[0])
+        result = logic.segmentFromParameterNode(p)
+        self.assertEqual(result.segment_name, "Index lesion (RG)")
+        self.assertIs(p.outputSegmentation, result.segmentation_node)
+        self.assertGreater(self._dice(logic, case, result.segmentation_node, "Index lesion (RG)"), 0.8)
+        table = logic.resultsToTable([result])
+        self.assertEqual(table.GetTable().GetValueByName(0, "Segment").ToString(), "Index lesion (RG)")
+        self.assertAlmostEqual(table.GetTable().GetValueByName(0, "Volume (mL)").ToDouble(), result.volume_ml, places=3)
+        self.delayDisplay("Region growing test passed")
 
-        truth = sitk.Cast(sitk.Equal(case.lesion_mask, lesion.label), sitk.sitkUInt8)
-        mask = segment_to_mask(result.segmentation_node, result.segment_id, nodes["T1"])
-        self.assertEqual(result.segment_name, "Index lesion")
-        self.assertGreater(compute_metrics(truth, mask).dice, 0.8)
-        self.delayDisplay("Test passed")
+    def test_importLabelmap(self):
+        import numpy as np
+
+        from SpineMetsCore.volumes import sitk_to_volume
+
+        logic, case, p = self._sample()
+        truth = self._truth(logic, case)
+        p.method = METHOD_IMPORT
+        p.lesionLabelmap = sitk_to_volume(truth, name="lesion labelmap", labelmap=True)
+        self.assertTrue(logic.readiness(p)[0])
+        results = logic.importLabelmapFromParameterNode(p)
+        self.assertEqual([r.segment_name for r in results], ["Lesion 1"])
+        voxel_ml = float(np.prod(truth.GetSpacing())) / 1000.0
+        self.assertAlmostEqual(results[0].volume_ml, float(slicer.util.arrayFromVolume(p.lesionLabelmap).sum()) * voxel_ml, places=4)
+        p.replaceExisting = True
+        again = logic.importLabelmapFromParameterNode(p)
+        self.assertEqual(again[0].segment_name, "Lesion 1")
+        self.assertEqual(p.outputSegmentation.GetSegmentation().GetNumberOfSegments(), 1)
+
+    def test_unetInBackgroundProcess(self):
+        import sys
+
+        self.delayDisplay("U-Net in a background process, polled like the widget's timer")
+        logic, case, p = self._sample()
+        p.method = METHOD_UNET
+        p.forceCpu = True
+        self.assertEqual(Path(str(p.modelPath)), DEMO_MODEL)
+        self.assertTrue(logic.readiness(p)[0])
+        self.assertTrue(logic.ensureUNetDependencies(), "everything is installed here: nothing to ask")
+        p.outputSegmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "U-Net output")
+        p.outputSegmentation.CreateDefaultDisplayNodes()
+        slicer.mrmlScene.SetUndoOn()
+        p.outputSegmentation.SetUndoEnabled(True)
+        job = logic.startUNet(p, python=sys.executable)
+        import time
+
+        deadline = time.monotonic() + 600
+        while not job.poll().finished:
+            self.assertLess(time.monotonic(), deadline, "the U-Net job did not finish")
+            time.sleep(0.1)
+        self.assertEqual(job.poll().state, "succeeded", job.poll().message)
+        workdir = Path(job.workdir)
+        results = logic.finishUNet(job, p)
+        self.assertFalse(workdir.exists(), "the job's files are removed after the import")
+        self.assertEqual([r.segment_name for r in results], ["lesion"])
+        segment = p.outputSegmentation.GetSegmentation().GetSegment(results[0].segment_id)
+        self.assertEqual([round(c * 255) for c in segment.GetColor()], [230, 51, 51])
+        self.assertGreater(self._dice(logic, case, p.outputSegmentation, "lesion"), 0.8)
+        self.assertEqual(slicer.mrmlScene.GetNumberOfUndoLevels(), 1, "the import is one undoable step")
+        slicer.mrmlScene.Undo()
+        self.assertEqual(p.outputSegmentation.GetSegmentation().GetNumberOfSegments(), 0)
+        slicer.mrmlScene.SetUndoOff()
+        self.delayDisplay("U-Net test passed")
+
+    def test_unetCancel(self):
+        import sys
+
+        from SpineMetsSegmentLib.background import launch
+
+        logic, case, p = self._sample()
+        p.method = METHOD_UNET
+        started = []
+
+        def slowLauncher(args, env):
+            started.append(args)
+            return launch([sys.executable, "-c", "import time; print('{\"event\": \"start\"}', flush=True); time.sleep(60)"], env)
+
+        job = logic.startUNet(p, launcher=slowLauncher, python="PythonSlicer")
+        self.assertEqual(started[0][:3], ["PythonSlicer", "-m", "SpineMetsSegmentLib.unet.worker"])
+        self.assertTrue(job.poll().running)
+        self.assertEqual(job.cancel().state, "cancelled")
+        job.cleanup()
+        self.assertFalse(Path(job.workdir).exists())
+        self.assertIsNone(p.outputSegmentation)

@@ -3,6 +3,10 @@
     spinemets features --manifest M.csv --params P.yaml --out features.csv [--workers N]
         [--sequences T1,T2] [--label 1] [--shell-mm 5] [--reference auto]
         [--edf EDF.csv] [--edf-schema S.json] [--cache DIR | --no-cache] [--no-radiomics]
+        [--optional-sequences T1CE] [--overwrite]
+
+An existing ``--out`` is replaced only with ``--overwrite``; an interrupted run
+(no table written yet) resumes from its per-case cache and says so.
 
 Prints one JSON summary line; exit status 0 when every case succeeded, 1 when
 some cases failed (their messages are in the table's ``error`` column and in the
@@ -16,6 +20,8 @@ import json
 from pathlib import Path
 
 from SpineMetsCore.errors import InputError
+from SpineMetsCore.fileio import prepare_output
+from SpineMetsCore.manifest import DEFAULT_OPTIONAL_SEQUENCES
 
 from . import command_help
 
@@ -50,7 +56,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="PyRadiomics parameter file (YAML, PyRadiomics schema); default: shipped Resources/Radiomics/mri_default.yaml")
     p.add_argument("--out", required=True, help="output CSV (a <stem>.provenance.json is written beside it)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    p.add_argument("--sequences", type=_sequences, default=None, help="comma-separated sequences, e.g. T1,T2 (default: all of each case)")
+    p.add_argument("--sequences", type=_sequences, default=None,
+                   help="comma-separated sequences, e.g. T1,T2 (default: T1, T2, STIR and, when present, T1CE)")
+    p.add_argument("--optional-sequences", type=_sequences, default=None,
+                   help="sequences the manifest may lack when --sequences is not given (default: T1CE)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out table")
     p.add_argument("--label", type=int, default=1, help="lesion label for radiomics and signal ratios (0 = all lesions together; default 1)")
     p.add_argument("--shell-mm", type=_non_negative, default=0.0, help="also extract a peritumoural shell of this thickness (mm)")
     p.add_argument("--reference", choices=REFERENCES, default=None,
@@ -77,6 +87,9 @@ def _cmd_features(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".csv":
         raise InputError("--out", f"must name a .csv file, got {out}")
+    out = prepare_output(out, overwrite=args.overwrite)
+    prepare_output(out.with_name(out.stem + ".provenance.json"), overwrite=args.overwrite)
+    optional = DEFAULT_OPTIONAL_SEQUENCES if args.optional_sequences is None else args.optional_sequences
     settings = CaseSettings(
         params_path=args.params,
         sequences=args.sequences,
@@ -90,7 +103,7 @@ def _cmd_features(args: argparse.Namespace) -> int:
     try:
         result = extract_cohort(
             args.manifest, settings, workers=args.workers, cache_dir=cache,
-            edf_csv=args.edf, edf_schema=args.edf_schema, progress=update,
+            edf_csv=args.edf, edf_schema=args.edf_schema, progress=update, optional_sequences=optional,
         )
     finally:
         close()
@@ -103,6 +116,7 @@ def _cmd_features(args: argparse.Namespace) -> int:
         "computed": len(result.computed),
         "cached": len(result.cached),
         "failed": result.failed,
+        "qc_flagged": {str(c): str(f) for c, f in zip(result.frame["case_id"], result.frame["qc_flags"], strict=True) if f},
     }
     print(json.dumps(summary))
     return 1 if result.failed else 0

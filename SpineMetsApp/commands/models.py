@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from SpineMetsCore.errors import InputError
+from SpineMetsCore.fileio import prepare_output
 
 from . import command_help
 
@@ -58,6 +59,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from SpineMetsCore.progress import console_progress
 
+    kind = "file" if Path(args.out).suffix.lower() == ".zip" and args.classifier != "all" else "dir"
+    prepare_output(args.out, overwrite=args.overwrite, kind=kind)  # before hours of training, not after
     frame = read_feature_table(args.features, text_columns=(args.id_column, args.label, args.split_column or ""))
     update, close = console_progress("train")
     try:
@@ -102,6 +105,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     from SpineMetsCore.tables import provenance, write_table_csv
 
+    if args.out:
+        prepare_output(args.out, overwrite=args.overwrite)
+        prepare_output(Path(args.out).with_name(Path(args.out).stem + ".provenance.json"), overwrite=args.overwrite)
     package = load_package(args.model, expected_sha256=args.sha256)
     if args.features:
         frame = read_feature_table(args.features, text_columns=("case_id", package.id_column, package.label))
@@ -139,6 +145,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from SpineMetsClassifierLib.models.package import load_package
     from SpineMetsClassifierLib.models.schema import read_feature_table
 
+    prepare_output(args.out, overwrite=args.overwrite, kind="dir")
     package = load_package(args.model, expected_sha256=args.sha256)
     frame = read_feature_table(args.features, text_columns=("case_id", package.id_column, package.label))
     cases = _split_values(args.case) if args.case else None
@@ -208,6 +215,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--threads", type=_positive_int, default=None, help="BLAS/OpenMP threads (default SPINEMETS_THREADS or 1)")
     p.add_argument("--synthetic-training-data", action="store_true",
                    help="mark the model as trained on synthetic data (detected automatically for phantom tables)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out package")
     p.set_defaults(func=_cmd_train)
 
     p = subparsers.add_parser("predict", help=command_help("predict"),
@@ -225,6 +233,7 @@ def register(subparsers: Any) -> None:
                    help="ignore columns the model does not use (default: error naming them)")
     p.add_argument("--strict-categories", action="store_true",
                    help="reject category values never seen in training (default: warn)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.set_defaults(func=_cmd_predict)
 
     p = subparsers.add_parser("explain", help=command_help("explain"))
@@ -236,5 +245,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sha256", default=None, help="refuse the model unless model.skops has this SHA-256")
     p.add_argument("--ignore-extra-columns", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace the files of an existing, non-empty --out folder")
     p.set_defaults(func=_cmd_explain)
 

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from SpineMetsCore.errors import SpineMetsError
+from SpineMetsCore.fileio import prepare_output
 
 from . import command_help
 
@@ -16,6 +17,7 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
     from SpineMetsCore.progress import console_progress
     from SpineMetsPhantom import PhantomConfig, write_cohort
 
+    prepare_output(args.out, overwrite=args.overwrite, kind="dir")
     config = PhantomConfig()
     if args.field_strength:
         config = _replace(config, "field_strengths", (args.field_strength,))
@@ -42,4 +44,5 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="cohort seed (default 0); same seed, same bytes")
     p.add_argument("--format", default="nii.gz", choices=("nii.gz", "nrrd"), help="image file format")
     p.add_argument("--field-strength", type=float, choices=(1.5, 3.0), default=None, help="force one field strength")
+    p.add_argument("--overwrite", action="store_true", help="write into an existing, non-empty --out folder")
     p.set_defaults(func=_cmd_phantom)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,11 @@ from typing import Any
 from SpineMetsSegmentLib.seeds import parse_float_list
 
 from SpineMetsCore.errors import InputError
-from SpineMetsCore.fileio import compound_suffix
+from SpineMetsCore.fileio import compound_suffix, prepare_output
 
 from . import command_help
+
+logger = logging.getLogger(__name__)
 
 
 def parse_image_argument(text: str) -> tuple[str, Path]:
@@ -90,9 +93,14 @@ def _cmd_segment(args: argparse.Namespace) -> int:
         if args.seed_ras or args.roi_ras or args.param:
             raise InputError("--method unet", "takes no --seed-ras, --roi-ras or --param")
 
+    # Adding to an existing file keeps its segments (the documented editing workflow);
+    # --overwrite starts a new file instead. Either way, check writability first.
+    prepare_output(out, overwrite=True)
     logic = LesionSegmentationLogic()
     nodes = logic.loadSequences(images)
-    existing = dataio.read_segmentation(out) if out.exists() else None
+    existing = dataio.read_segmentation(out) if out.exists() and not args.overwrite else None
+    if existing is not None:
+        logger.info("adding to the segments of existing %s (pass --overwrite to start a new file)", out)
     if args.method == "regiongrow":
         results = [
             logic.segmentRegionGrowing(
@@ -131,13 +139,26 @@ def _json_safe(values: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in values.items()}
 
 
+def _prepare_table(path: str | Path, overwrite: bool) -> None:
+    """A CSV output and its provenance JSON: writable, not replaced without --overwrite."""
+    target = prepare_output(path, overwrite=overwrite)
+    prepare_output(target.with_name(target.stem + ".provenance.json"), overwrite=overwrite)
+
+
 def _cmd_seg_metrics(args: argparse.Namespace) -> int:
     from SpineMetsSegmentLib.logic import LesionSegmentationLogic
 
-    logic = LesionSegmentationLogic()
+    if args.out:
+        _prepare_table(args.out, args.overwrite)
     if args.cohort:
         if args.reference or args.test:
             raise InputError("--cohort", "cannot be combined with --reference/--test")
+        if args.out or args.summary_out:
+            from SpineMetsSegmentLib.reader_study import summary_path
+
+            _prepare_table(args.summary_out or summary_path(args.out), args.overwrite)
+    logic = LesionSegmentationLogic()
+    if args.cohort:
         result = logic.runReaderStudy(args.cohort, args.out, args.summary_out, createTables=False)
         print(json.dumps({"cohort": str(args.cohort), "rows": int(len(result.per_case)), "summary": result.summary_records()}, indent=2))
         return 0
@@ -176,6 +197,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--force-cpu", action="store_true", help="U-Net: run on the CPU even when CUDA is available")
     p.add_argument("--reference", default=None, help="region growing: sequence whose grid the result uses (default the first)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="region-growing parameter (repeatable), e.g. seed_radius_mm=4")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write a new file instead of adding to the segments of an existing --out")
     p.set_defaults(func=_cmd_segment)
 
     p = subparsers.add_parser(
@@ -194,6 +217,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--cohort", default=None, help="reader-study CSV (see description)")
     p.add_argument("--out", default=None, help="CSV of the metrics (per case and condition with --cohort)")
     p.add_argument("--summary-out", default=None, help="with --cohort: CSV of the paired comparison (default <out>_summary.csv)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing --out/--summary-out tables")
     p.set_defaults(func=_cmd_seg_metrics)
     _register_train_seg(subparsers)
 
@@ -264,6 +288,8 @@ def _cmd_train_seg(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    kind = "file" if Path(args.out).suffix.lower() == ".zip" else "dir"
+    prepare_output(args.out, overwrite=args.overwrite, kind=kind)  # before the training, not after
     update, close = console_progress("train-seg", unit="epoch")
     try:
         result = train_model(args.manifest, args.out, TrainingConfig(**kwargs), progress=update)
@@ -300,4 +326,5 @@ def _register_train_seg(subparsers: Any) -> None:
     p.add_argument("--synthetic", choices=("auto", "yes", "no"), default="auto",
                    help="mark the training data synthetic (auto: yes when every row has a phantom_version)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out package")
     p.set_defaults(func=_cmd_train_seg)

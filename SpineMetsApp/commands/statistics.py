@@ -37,7 +37,7 @@ from SpineMetsClassifierLib.evaluation.evaluate import (
     read_table,
 )
 
-from SpineMetsCore.fileio import atomic_path
+from SpineMetsCore.fileio import atomic_path, prepare_output
 from SpineMetsCore.stats import (
     BINARY_METRICS,
     DEFAULT_N_BOOT,
@@ -287,6 +287,8 @@ def _cmd_calibration(args: argparse.Namespace) -> int:
 @_run
 def _cmd_dca(args: argparse.Namespace) -> int:
     """Decision curve table (dcurves conventions) as CSV."""
+    if args.out:
+        prepare_output(args.out, overwrite=args.overwrite)
     df = read_table(args.csv)
     labels = label_column(df, args.truth)
     s = numeric_column(df, args.score)
@@ -307,6 +309,7 @@ def _cmd_dca(args: argparse.Namespace) -> int:
 @_run
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a predictions table; write metrics.json, figures and report.html to --out."""
+    prepare_output(args.out, overwrite=args.overwrite, kind="dir")
     df = read_table(args.predictions)
     thresholds = parse_threshold_spec(args.thresholds) if args.thresholds else None
     result = evaluate_predictions(
@@ -411,6 +414,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--inclusive", dest="strict", action="store_false",
                    help="test-positive if risk >= threshold, as dcurves' source code does")
     p.add_argument("--out", default=None, help="write the CSV here instead of stdout")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--dropna", action="store_true")
 
     p = _leaf(sub, "evaluate", _cmd_evaluate, "evaluate a predictions table (metrics.json, figures, report.html)")
@@ -431,4 +435,5 @@ def register(subparsers: Any) -> None:
     p.add_argument("--id-column", default=None, help="case id column pairing rows of different models")
     p.add_argument("--reference-model", default=None, help="model the others are compared to (default: first)")
     p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace the files of an existing, non-empty --out folder")
 

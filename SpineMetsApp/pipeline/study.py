@@ -101,8 +101,8 @@ def cohort_tables(plan: RunPlan, outcomes: Sequence[Mapping[str, Any]]) -> dict[
             if row.get(column):
                 path = Path(row[column])
                 row[column] = str(path if path.is_absolute() else (base / path).resolve())
-        reference = row.get("mask", "")
-        if reference and not Path(reference).is_absolute():
+        reference = row.get("reference_mask") or row.get("mask", "")
+        if reference and not Path(reference).expanduser().is_absolute():
             reference = str((base / reference).resolve())
         row["reference_mask"] = reference
         failed = status[case_id]["status"] == "failed"

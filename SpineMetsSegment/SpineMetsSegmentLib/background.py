@@ -1,20 +1,18 @@
-"""Running ``spinemets segment --method unet`` as a child process (the widget's background job).
+"""Starting and stopping a background Python process the way desktop Slicer should.
 
-U-Net inference can take minutes on a CPU, so desktop Slicer runs it in a
-separate Python process and keeps the GUI responsive, with progress, Cancel
-and Force-CPU. Everything that does not need Qt lives here, so it is tested
-headless: the command line, the child's environment (so it imports the same
-SpineMets code), launching (output captured like
-``slicer.util.launchConsoleProcess``, but in its own process group) and
-cancelling the whole process tree (``PythonSlicer`` is a launcher: killing it
-alone would leave the real Python running), and progress parsing of the
-child's tqdm output.
+U-Net inference can take minutes on a CPU, so Slicer runs it in a separate
+process (:mod:`SpineMetsSegmentLib.unet.job`) and keeps the GUI responsive.
+What does not need Qt lives here, so it is tested headless: which interpreter
+runs the child (``PythonSlicer`` inside Slicer), the child's environment (so it
+imports the same SpineMets code), launching with stdout captured as text lines,
+in its own process group, and cancelling the whole process tree
+(``PythonSlicer`` is a launcher: killing it alone would leave the real Python
+running).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -22,30 +20,14 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-_PERCENT = re.compile(r"(\d{1,3})%\|")
-
 
 def python_executable() -> str:
-    """The Python that runs Slicer's scripts (``PythonSlicer`` in Slicer, else this interpreter)."""
-    found = shutil.which("PythonSlicer")
-    return found or sys.executable
-
-
-def unet_command(
-    images: Mapping[str, str | os.PathLike[str]],
-    model: str | os.PathLike[str],
-    out: str | os.PathLike[str],
-    force_cpu: bool = False,
-    python: str | None = None,
-) -> list[str]:
-    """Argument list of the child process (the public ``spinemets segment`` contract)."""
-    args = [python or python_executable(), "-m", "SpineMetsApp.cli", "segment", "--method", "unet"]
-    for name, path in images.items():
-        args += ["--image", f"{name}={Path(path)}"]
-    args += ["--model", str(Path(model)), "--out", str(Path(out))]
-    if force_cpu:
-        args.append("--force-cpu")
-    return args
+    """The interpreter for background jobs: ``PythonSlicer`` next to Slicer's Python, else this one."""
+    name = "PythonSlicer.exe" if os.name == "nt" else "PythonSlicer"
+    beside = Path(sys.executable).with_name(name)
+    if beside.is_file():
+        return str(beside)
+    return shutil.which("PythonSlicer") or sys.executable
 
 
 def child_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -60,16 +42,12 @@ def child_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
     return {"PYTHONPATH": os.pathsep.join(paths), "PYTHONUNBUFFERED": "1"}
 
 
-def parse_progress(line: str) -> int | None:
-    """Percentage from a tqdm progress line (``unet:  40%|####  | 2/5``), else None."""
-    match = _PERCENT.search(line)
-    if not match:
-        return None
-    return max(0, min(100, int(match.group(1))))
-
-
 def launch(args: list[str], env_updates: Mapping[str, str] | None = None) -> subprocess.Popen:
-    """Start the child with stdout+stderr captured as text lines, in its own process group."""
+    """Start the child with stdout as text lines (stderr to this process's), in its own process group.
+
+    stderr is not captured: a pipe nobody reads could fill and stall the child;
+    the worker reports everything the parent needs on stdout.
+    """
     env = {**os.environ, **(env_updates or {})}
     kwargs: dict = {}
     if os.name == "nt":
@@ -78,9 +56,7 @@ def launch(args: list[str], env_updates: Mapping[str, str] | None = None) -> sub
         kwargs.update(startupinfo=info, creationflags=subprocess.CREATE_NEW_PROCESS_GROUP)
     else:
         kwargs.update(start_new_session=True)
-    return subprocess.Popen(
-        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, **kwargs
-    )
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True, bufsize=1, **kwargs)
 
 
 def terminate(proc: subprocess.Popen, timeout: float = 10.0) -> int:

@@ -22,6 +22,7 @@ from SpineMetsCore import dataio, segmentations, volumes
 from SpineMetsCore.errors import GeometryError, InputError
 from SpineMetsCore.manifest import CaseRow
 from SpineMetsCore.progress import ProgressCallback
+from SpineMetsCore.qc import QCFlag, validate_image
 from SpineMetsCore.runtime import MRMLRuntime, get_runtime, remove_node_tree, temporary_nodes
 
 from .metrics import SegmentationMetrics, compute_metrics
@@ -59,6 +60,20 @@ class LoadedCase:
     segment_ids: dict[int, str] = field(default_factory=dict)
 
 
+def _check_images(images: Mapping[str, sitk.Image], nodes: Mapping[str, Any]) -> list[QCFlag]:
+    """Refuse blank, 2-D or NaN images before a method turns them into a "lesion"; log the warnings."""
+    flags: list[QCFlag] = []
+    for name, image in images.items():
+        storage = nodes[name].GetStorageNode() if nodes.get(name) is not None else None
+        path = storage.GetFileName() if storage is not None and storage.GetFileName() else None
+        subject = path or f"volume '{nodes[name].GetName()}'"
+        found = validate_image(image, role="image", sequence=name, path=subject)
+        for flag in found:
+            logger.warning("%s", flag)
+        flags += found
+    return flags
+
+
 class LesionSegmentationLogic:
     """Lesion segmentation logic working on MRML volume and segmentation nodes."""
 
@@ -77,16 +92,17 @@ class LesionSegmentationLogic:
         reference: sitk.Image | None = None
         try:
             for name, path in paths.items():
-                node = dataio.read_volume(path, name=name)
+                node = dataio.read_volume(path, name=name, sequence=name)
                 nodes[name] = node
                 image = volumes.volume_to_sitk(node)
+                validate_image(image, role="image", sequence=name, path=path)  # errors now; warnings when used
                 if reference is None:
                     reference = image
                 elif not volumes.images_overlap(image, reference):
                     raise GeometryError(f"sequence '{name}' ({path})", f"does not overlap sequence '{next(iter(paths))}'")
         except Exception:
             for node in nodes.values():
-                remove_node_tree(node)
+                remove_node_tree(node)  # with its display and storage nodes: the scene is as before
             raise
         return nodes
 
@@ -173,6 +189,7 @@ class LesionSegmentationLogic:
             parameters = RegionGrowingParameters.from_dict(parameters)
         nodes = self._namedVolumes(volumeNodes)
         images = {name: volumes.volume_to_sitk(node) for name, node in nodes.items()}
+        _check_images(images, nodes)
         result = grow_region(images, seeds, roi, parameters, referenceSequence)
         reference_node = nodes[result.reference_sequence]
         ids = self._addSegments(
@@ -202,6 +219,7 @@ class LesionSegmentationLogic:
         nodes = self._namedVolumes(volumeNodes)
         chosen = match_sequences(package.input_sequences, list(nodes), f"model '{getattr(package, 'source', model)}'")
         images = {seq: volumes.volume_to_sitk(nodes[given]) for seq, given in chosen.items()}
+        _check_images(images, {seq: nodes[given] for seq, given in chosen.items()})
         labelmap = segment_images(images, package, force_cpu=forceCpu, progress=progress)
         specs = [
             segmentations.SegmentSpec(int(label["value"]), str(label["name"]), _unit_color(label.get("color")))
@@ -293,7 +311,10 @@ class LesionSegmentationLogic:
         """:meth:`computeSegmentMetrics` on two files (.seg.nrrd or labelmaps); adds no node to the scene."""
         with temporary_nodes() as temp:
             loaded = [temp.add(dataio.read_segmentation(path)) for path in (reference, test)]
-            return self.computeSegmentMetrics(loaded[0], loaded[1], referenceSegment, testSegment)
+            try:
+                return self.computeSegmentMetrics(loaded[0], loaded[1], referenceSegment, testSegment)
+            except InputError as exc:  # name the files, not only "test mask"
+                raise type(exc)(f"{exc.what} (reference {reference}, test {test})", exc.problem) from exc
 
     def runReaderStudy(
         self,

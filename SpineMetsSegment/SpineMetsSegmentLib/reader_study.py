@@ -175,6 +175,14 @@ def run_reader_study(cohort: str | os.PathLike[str], metrics_fn: MetricsFunction
     return ReaderStudyResult(per_case, summary, prov)
 
 
+def summary_path(out_csv: str | os.PathLike[str]) -> Path:
+    """Default summary CSV beside the per-case CSV: ``<stem>_summary.csv``."""
+    target = Path(out_csv)
+    if target.suffix:
+        return target.with_name(target.name[: -len(target.suffix)] + "_summary" + target.suffix)
+    return target.with_name(target.name + "_summary.csv")
+
+
 def write_results(
     result: ReaderStudyResult,
     out_csv: str | os.PathLike[str] | None,
@@ -185,8 +193,7 @@ def write_results(
     if out_csv is not None:
         written["metrics"] = write_table_csv(result.per_case, out_csv, result.provenance)
         if summary_csv is None:
-            target = Path(out_csv)
-            summary_csv = target.with_name(target.name[: -len(target.suffix)] + "_summary" + target.suffix) if target.suffix else target.with_name(target.name + "_summary.csv")
+            summary_csv = summary_path(out_csv)
     if summary_csv is not None:
         written["summary"] = write_table_csv(result.summary, summary_csv, result.provenance)
     return written

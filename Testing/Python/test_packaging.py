@@ -48,7 +48,7 @@ class PackagingTest(unittest.TestCase):
     def test_layout_matches_slicer_template(self):
         for module in MODULES:
             for rel in (f"{module}.py", f"{module}Lib/__init__.py", f"Resources/UI/{module}.ui",
-                        f"Resources/Icons/{module}.png", "Resources/requirements.txt", "CMakeLists.txt",
+                        f"Resources/Icons/{module}.png", f"Resources/{module}Requirements.txt", "CMakeLists.txt",
                         "Testing/CMakeLists.txt", "Testing/Python/CMakeLists.txt"):
                 self.assertTrue((REPO / module / rel).is_file(), f"{module}/{rel} missing")
             cmake = (REPO / module / "CMakeLists.txt").read_text()
@@ -69,9 +69,12 @@ class PackagingTest(unittest.TestCase):
             classes = {node.name for node in tree.body if isinstance(node, ast.ClassDef)}
             for suffix in ("", "Widget", "Logic", "Test", "ParameterNode"):
                 self.assertIn(module + suffix, classes, f"{module}.py lacks class {module}{suffix}")
-            qt_imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+            widget = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == module + "Widget")
+            qt_imports = [n for n in ast.walk(widget) if isinstance(n, (ast.Import, ast.ImportFrom))]
             names = {a.name for n in qt_imports for a in n.names} | {getattr(n, "module", None) for n in qt_imports}
             self.assertNotIn("SpineMetsCore.runtime", names, "the widget must not build a runtime itself")
+            self.assertFalse([n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names)],
+                             f"{module}.py star-imports (explicit imports only)")
             lib = REPO / module / f"{module}Lib"
             for py in lib.rglob("*.py"):
                 text = py.read_text()
@@ -103,9 +106,61 @@ class PackagingTest(unittest.TestCase):
         torch_specs = [d for deps in pyproject["project"]["optional-dependencies"].values() for d in deps if d.startswith("torch")]
         self.assertEqual(torch_specs, ["torch==2.13.0"])
         for module in MODULES:
-            text = (REPO / module / "Resources" / "requirements.txt").read_text()
-            for owned in ("numpy", "SimpleITK", "vtk", "torch"):
+            text = (REPO / module / "Resources" / f"{module}Requirements.txt").read_text()
+            for owned in ("numpy", "scipy", "SimpleITK", "vtk"):
                 self.assertNotRegex(text, rf"(?mi)^{owned}\b", f"{module} must not reinstall Slicer's {owned}")
+            # torch appears only as the version requirement handed to PyTorchUtils (test_dependencies.py)
+            self.assertRegex(text, r"(?m)^(torch>=[0-9.]+$|(?!torch))")
+
+    def test_requirements_install_under_distinct_names(self):
+        installed = []
+        for module in MODULES:
+            cmake = (REPO / module / "CMakeLists.txt").read_text()
+            self.assertIn("Resources/${MODULE_NAME}Requirements.txt", cmake)
+            self.assertNotIn("Resources/requirements.txt", cmake)
+            installed.append(f"Resources/{module}Requirements.txt")
+        self.assertEqual(len(set(installed)), len(MODULES))
+
+    def test_minimum_slicer_version_is_stated_and_needed(self):
+        """zip(strict=...) needs Python >= 3.10: the extension states Slicer 5.10 (Python 3.12) everywhere."""
+        uses_strict_zip = any(
+            isinstance(node, ast.keyword) and node.arg == "strict"
+            for py in REPO.glob("SpineMets*/**/*.py") for node in ast.walk(ast.parse(py.read_text()))
+        )
+        self.assertTrue(uses_strict_zip, "no zip(strict=...) left: the minimum version could be lowered")
+        self.assertIn('set(SPINEMETS_MINIMUM_SLICER_VERSION "5.10")', (REPO / "CMakeLists.txt").read_text())
+        self.assertIn("Requires 3D Slicer 5.10 or later (Python 3.12)", cmake_set("EXTENSION_DESCRIPTION"))
+        self.assertIn("Requires 3D Slicer 5.10 or later (Python 3.12)", s4ext()["description"])
+        self.assertIn("Minimum Slicer version: 5.10", (REPO / "SpineMetsExtension.s4ext").read_text())
+        self.assertIn("3D Slicer 5.10 or later", (REPO / "README.md").read_text())
+        pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+        self.assertEqual(pyproject["project"]["requires-python"], ">=3.10")
+        for module in MODULES:
+            self.assertIn("Slicer 5.10 or later", (REPO / module / f"{module}.py").read_text())
+
+    def test_index_json_follows_catalog_schema_v1_0_1(self):
+        """The catalog entry schema (Slicer/Schemas, v1.0.1) allows no other keys (no minimum version field)."""
+        index = json.loads((REPO / "SpineMetsExtension.json").read_text())
+        allowed = {"$schema": str, "category": str, "scm_url": str, "scm_revision": str, "scm_type": str,
+                   "build_dependencies": list, "build_subdirectory": str, "enabled": bool, "tier": int}
+        self.assertLessEqual({"$schema", "category", "scm_url"}, set(index))
+        for key, value in index.items():
+            self.assertIn(key, allowed, f"{key} is not in the catalog entry schema")
+            self.assertIsInstance(value, allowed[key], key)
+        self.assertIn(index["tier"], (1, 3, 5))
+        self.assertTrue(all(isinstance(d, str) for d in index["build_dependencies"]))
+
+    def test_screenshot_and_icon_urls_point_to_shipped_pngs(self):
+        prefix = "https://raw.githubusercontent.com/spinemets/SlicerSpineMets/main/"
+        urls = [cmake_set("EXTENSION_ICONURL"), *cmake_set("EXTENSION_SCREENSHOTURLS").split()]
+        self.assertEqual(urls[1:], s4ext()["screenshoturls"].split())
+        self.assertEqual(urls[0], s4ext()["iconurl"])
+        for url in urls:
+            self.assertTrue(url.startswith(prefix), url)
+            path = REPO / url[len(prefix):]
+            self.assertTrue(path.is_file(), f"{url} points to a missing file")
+            self.assertEqual(path.read_bytes()[:8], b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG")
+        self.assertGreater((REPO / "Resources" / "Screenshots" / "SpineMets.png").stat().st_size, 20_000)
 
     def test_every_package_is_listed_in_pyproject(self):
         pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())

@@ -286,12 +286,12 @@ class PipelineTest(unittest.TestCase):
                 labelmap = sitk.Cast(sitk.ReadImage(mask), sitk.sitkUInt16)
                 node, _ = segmentations.labelmap_to_segmentation(labelmap, {1: "index lesion", 2: "other", 3: "third"})
                 paths.append(str(dataio.write_segmentation(node, self.tmp / f"case{i}.seg.nrrd")))
-            frame["lesion_seg"] = paths
+            frame["reference_mask"] = frame["mask"]  # the labelmap stays as the Dice reference
+            frame["mask"] = paths
             frame["segment"] = "index lesion"
 
         manifest = self._manifest_copy(with_segmentations)
-        config = {**CONFIG, "tasks": [], "segmentation": {"method": "mask", "mask_column": "lesion_seg",
-                                                           "reference_column": "mask"}}
+        config = {**CONFIG, "tasks": [], "segmentation": {"method": "mask", "reference_column": "reference_mask"}}
         result = run_pipeline(manifest, config, self.tmp / "out", workers=0)
         self.assertEqual(result.failed, {})
         seg = pd.read_csv(self.tmp / "out" / "segmentation.csv")

@@ -23,6 +23,7 @@ import SimpleITK as sitk
 
 from SpineMetsCore.errors import InputError
 from SpineMetsCore.manifest import KNOWN_SEQUENCES
+from SpineMetsCore.qc import QCFlag, format_flags, validate_image
 from SpineMetsCore.volumes import resample_to
 
 from .masks import ALL_LABELS, components, on_grid, select_label
@@ -77,6 +78,7 @@ def extract_case(
     settings: CaseSettings | None = None,
     extractor: RadiomicsExtractor | None = None,
     what: str = "case",
+    sources: Mapping[str, str | os.PathLike[str]] | None = None,
 ) -> dict[str, Any]:
     """All features of one case as one flat row (see the module docstring for its columns).
 
@@ -85,11 +87,17 @@ def extract_case(
     Images may be on other grids than the labelmap: radiomics uses each image's
     own grid (mask resampled by nearest neighbour), the quantitative features the
     labelmap's grid.
+
+    Inputs are checked first (:func:`SpineMetsCore.qc.validate_image`): a blank
+    sequence, an empty/full mask or a mask off the image raise an error naming the
+    file (``sources``: sequence, ``"mask"`` or ``"anatomy"`` -> path, for messages);
+    warnings go into the row's ``qc_flags`` column.
     """
     settings = settings or CaseSettings()
     sequences = resolve_sequences(list(images), settings.sequences, what)
     if not sequences:
         raise InputError(what, "has no image")
+    flags = check_case_inputs({s: images[s] for s in sequences}, labelmap, anatomy, sources or {}, what)
     lesion = select_label(labelmap, settings.label, f"{what}: lesion mask")
     all_lesions = select_label(labelmap, ALL_LABELS, f"{what}: lesion mask")
     labels = settings.labels()
@@ -116,6 +124,7 @@ def extract_case(
         row["prov_params_sha256"] = extractor.params_sha256
         row["prov_pyradiomics_version"] = extractor.version
         row["prov_shape_sequence"] = sequences[0]
+    row["qc_flags"] = format_flags(flags)
     row["prov_label"] = settings.label
     row["prov_mask_sha256"] = image_sha256(lesion)
     row["prov_mask_geometry"] = geometry_json(lesion)
@@ -123,6 +132,29 @@ def extract_case(
         row[f"prov_{sequence}_image_sha256"] = image_sha256(images[sequence])
         row[f"prov_{sequence}_geometry"] = geometry_json(images[sequence])
     return row
+
+
+def check_case_inputs(
+    images: Mapping[str, sitk.Image],
+    labelmap: sitk.Image,
+    anatomy: sitk.Image | None,
+    sources: Mapping[str, str | os.PathLike[str]],
+    what: str = "case",
+) -> list[QCFlag]:
+    """Validate every input of a case (errors raise, naming the case and file); return the warnings."""
+    flags: list[QCFlag] = []
+    try:
+        for sequence, image in images.items():
+            flags += validate_image(image, role="image", sequence=sequence, path=sources.get(sequence))
+        mask_path = sources.get("mask")
+        for sequence, image in images.items():
+            found = validate_image(labelmap, role="mask", path=mask_path, reference=image, reference_sequence=sequence)
+            flags += [f for f in found if f not in flags]
+        if anatomy is not None:
+            flags += validate_image(anatomy, role="anatomy", path=sources.get("anatomy"))
+    except InputError as exc:
+        raise type(exc)(f"{what}: {exc.what}", exc.problem) from exc
+    return flags
 
 
 def read_case_images(
@@ -138,7 +170,7 @@ def read_case_images(
     if mask is None:
         raise InputError(what, "has no lesion mask (column 'mask' is empty)")
     wanted = resolve_sequences(list(images), sequences, what)
-    read = {s: read_image(images[s]) for s in wanted}
+    read = {s: read_image(images[s], sequence=s) for s in wanted}
     labelmap = read_image(mask)
     anatomy_image = read_image(anatomy) if anatomy is not None else None
     return read, labelmap, anatomy_image

@@ -11,7 +11,10 @@
   computes only the rest; a changed input or setting changes the key and the case
   is recomputed. Failed cases are never cached.
 * Errors: a case that fails gets its message in the ``error`` column (feature
-  columns empty); the other cases complete.
+  columns empty); the other cases complete. Quality warnings about a case's
+  inputs (:mod:`SpineMetsCore.qc`) go into the ``qc_flags`` column.
+* Workers die with the parent process (no orphans after a SIGKILL); temporaries
+  of interrupted cache writes are removed on start and on exit.
 * Outputs (CSV and ``<stem>.provenance.json``) are written atomically, only after
   every case has been processed.
 """
@@ -36,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from SpineMetsCore.errors import InputError, SpineMetsError
-from SpineMetsCore.fileio import sha256_file, write_text_atomic
+from SpineMetsCore.fileio import remove_part_files, sha256_file, write_text_atomic
+from SpineMetsCore.manifest import DEFAULT_OPTIONAL_SEQUENCES
 from SpineMetsCore.progress import ProgressCallback
 
 from .case import CaseSettings, extract_case, read_case_images
@@ -45,8 +49,10 @@ from .resources import EDF_SCHEMA
 
 logger = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 """Bumped when a code change alters feature values, so old cache entries are not reused."""
+CACHE_PART_PATTERN = ".*.part.json"
+"""Temporaries of atomic cache writes (see :func:`SpineMetsCore.fileio.atomic_path`)."""
 RESERVED_PREFIXES = ("q_", "seg_", "prov_", "shape_", "shape2D_")
 NAMING = (
     "<sequence>_<imageType>_<class>_<feature> (e.g. T1_original_firstorder_Mean); "
@@ -111,11 +117,15 @@ def quiet_radiomics() -> Iterator[None]:
             lg.setLevel(level)
 
 
-def _init_worker() -> None:
+def _init_worker(parent_pid: int | None = None) -> None:
     """One ITK thread per worker: the workers already share the cores, and it keeps
-    sums deterministic (see :func:`.radiomics_features.single_threaded_itk`)."""
+    sums deterministic (see :func:`.radiomics_features.single_threaded_itk`).
+    The worker dies with its parent (no orphans after a SIGKILL of the command)."""
     import SimpleITK as sitk
 
+    from SpineMetsCore.processes import die_with_parent
+
+    die_with_parent(parent_pid)
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
 
 
@@ -130,7 +140,8 @@ def run_case(task: CaseTask, params_sha256: str = "") -> dict[str, Any]:
                 dict(task.images), task.mask, task.anatomy, task.settings.sequences, f"case '{task.case_id}'"
             )
             extractor = _extractor(task.settings, params_sha256) if task.settings.radiomics else None
-            row = extract_case(images, labelmap, anatomy, task.settings, extractor, f"case '{task.case_id}'")
+            sources = {**dict(task.images), "mask": task.mask or "", "anatomy": task.anatomy or ""}
+            row = extract_case(images, labelmap, anatomy, task.settings, extractor, f"case '{task.case_id}'", sources)
     except SpineMetsError as exc:
         error = str(exc)
     except Exception as exc:  # noqa: BLE001 - one broken case must not stop a cohort
@@ -217,7 +228,7 @@ def _validated_values(rows: Sequence[Any], manifest: Path, edf_csv: Path | None,
             record.update({k: v for k, v in edf_rows.get(record["case_id"], {}).items() if k != "case_id"})
     for record in values:
         record.pop("case_id", None)
-        clash = [c for c in record if c == "error" or str(c).startswith(RESERVED_PREFIXES)]
+        clash = [c for c in record if c in ("error", "qc_flags") or str(c).startswith(RESERVED_PREFIXES)]
         if clash:
             raise InputError(str(manifest), f"column(s) {clash} clash with feature column names; rename them")
     return values
@@ -231,15 +242,20 @@ def extract_cohort(
     edf_csv: str | os.PathLike[str] | None = None,
     edf_schema: str | os.PathLike[str] | None = None,
     progress: ProgressCallback | None = None,
+    optional_sequences: Sequence[str] = DEFAULT_OPTIONAL_SEQUENCES,
 ) -> CohortResult:
     """Every feature of every manifest case in one DataFrame (see the module docstring).
+
+    Without ``settings.sequences`` every known sequence must be in the manifest
+    except ``optional_sequences`` (default T1CE): a manifest that lacks T1 is an
+    error rather than a table without T1 features.
 
     ``cache_dir`` None disables the cache. ``progress(done, total)`` is called as
     cases finish (cached ones first).
     """
     import pandas as pd
 
-    from SpineMetsCore.manifest import read_manifest
+    from SpineMetsCore.manifest import KNOWN_SEQUENCES, read_manifest
     from SpineMetsCore.tables import provenance
 
     manifest_path = Path(manifest)
@@ -247,7 +263,10 @@ def extract_cohort(
         raise InputError("workers", f"must be a positive integer, got {workers!r}")
     settings = settings or CaseSettings()
     settings = replace(settings, anatomy_labels=tuple(sorted(settings.labels().items())))
-    rows = read_manifest(manifest_path, check_files=False)
+    if settings.sequences:
+        rows = read_manifest(manifest_path, tuple(settings.sequences), check_files=False, optional_sequences=KNOWN_SEQUENCES)
+    else:
+        rows = read_manifest(manifest_path, check_files=False, optional_sequences=optional_sequences)
     if rows and all(row.mask is None for row in rows):
         raise InputError(str(manifest_path), "has no lesion masks (column 'mask'); features are measured inside a lesion")
     values = _validated_values(rows, manifest_path, Path(edf_csv) if edf_csv else None, Path(edf_schema) if edf_schema else None)
@@ -262,6 +281,9 @@ def extract_cohort(
     cache = Path(cache_dir) if cache_dir is not None else None
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
+        stale = remove_part_files(cache, CACHE_PART_PATTERN)  # a killed run's half-written entries
+        if stale:
+            logger.info("removed %d unfinished cache file(s) of an interrupted run from %s", stale, cache)
 
     results: dict[str, dict[str, Any]] = {}
     tasks: list[CaseTask] = []
@@ -283,11 +305,17 @@ def extract_cohort(
     done = len(cached)
     if progress is not None:
         progress(done, total)
-    for outcome in _run(tasks, params_sha256, workers):
-        results[outcome["case_id"]] = outcome
-        done += 1
-        if progress is not None:
-            progress(done, total)
+    if cached and tasks:
+        logger.info("resuming: %d case(s) from the cache in %s, %d to compute", len(cached), cache, len(tasks))
+    try:
+        for outcome in _run(tasks, params_sha256, workers):
+            results[outcome["case_id"]] = outcome
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    finally:
+        if cache is not None:
+            remove_part_files(cache, CACHE_PART_PATTERN)  # a worker that died mid-write
 
     records = []
     failed: dict[str, str] = {}
@@ -295,7 +323,9 @@ def extract_cohort(
         outcome = results[row.case_id]
         if outcome["error"]:
             failed[row.case_id] = outcome["error"]
-        records.append({"case_id": row.case_id, "error": outcome["error"], **record_values, **outcome["row"]})
+        features = dict(outcome["row"])
+        qc_flags = features.pop("qc_flags", "")
+        records.append({"case_id": row.case_id, "error": outcome["error"], "qc_flags": qc_flags, **record_values, **features})
     frame = pd.DataFrame.from_records(records)
     passthrough = {c for record in values for c in record}
     for column in passthrough:
@@ -356,7 +386,8 @@ def _run(tasks: Sequence[CaseTask], params_sha256: str, workers: int) -> Iterato
         for task in tasks:
             yield run_case(task, params_sha256)
         return
-    executor = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=_process_context(), initializer=_init_worker)
+    executor = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=_process_context(),
+                                   initializer=_init_worker, initargs=(os.getpid(),))
     pending: dict[Future, CaseTask] = {}
     try:
         # Largest masks first (a proxy for the slowest cases), so no long case is left for the end.

@@ -24,7 +24,7 @@ the terms written with a leading ``-``, taken in table column order. A term is
 ``segmentation``     segmentation features ``seg_*``
 ``deep``             deep-learning features: columns starting ``deep_`` or ``dl_``
 ``all``              every column except the id, label and split columns,
-                     ``prov_*``, ``diagnostics_*`` and ``error``
+                     ``prov_*``, ``diagnostics_*``, ``error`` and ``qc_flags``
 ``re:<regex>``       columns matching the regular expression (``re.search``)
 ``T2_original_*``    a shell-style pattern (``*``, ``?``, ``[...]``)
 ``@list.txt``        a file with one term per line (``#`` comments)
@@ -54,7 +54,7 @@ _RADIOMICS_CLASSES = r"(firstorder|shape|shape2D|glcm|glrlm|glszm|gldm|ngtdm)"
 RADIOMICS_RE = re.compile(rf"(^|_){_RADIOMICS_TYPES}_{_RADIOMICS_CLASSES}_[A-Za-z0-9]+$")
 SHAPE_RE = re.compile(r"^shape(2D)?_[A-Za-z0-9]+$")
 NEVER_FEATURES_PREFIXES = ("diagnostics_", "prov_")
-NEVER_FEATURES = ("error",)
+NEVER_FEATURES = ("error", "qc_flags")
 
 
 def _in_group(group: str, column: str) -> bool:

@@ -23,12 +23,11 @@ from SpineMetsCore.stats import class_ranks
 from ..evaluation.evaluate import DEFAULT_PROB_PREFIX
 from .package import ModelPackage
 from .pipeline import limited_threads
+from .schema import ERROR_COLUMN, QC_COLUMN, failed_rows
 
 logger = logging.getLogger(__name__)
 
 PROB_PREFIX = DEFAULT_PROB_PREFIX
-ERROR_COLUMN = "error"
-"""Per-case extraction error column of the features package's tables."""
 
 
 def allowed_extra_columns(package: ModelPackage) -> set[str]:
@@ -107,10 +106,8 @@ def predict_table(package: ModelPackage, frame: pd.DataFrame, *, topk: int = 3, 
     whose extraction failed): those rows are not predicted (their features would
     be silently imputed); they keep their message in an ``error`` column.
     """
-    failed = np.zeros(len(frame), dtype=bool)
-    if ERROR_COLUMN in frame.columns:
-        failed = frame[ERROR_COLUMN].map(lambda v: isinstance(v, str) and v.strip() != "").to_numpy(dtype=bool)
-    allowed = {ERROR_COLUMN, *allowed_extra}
+    failed = failed_rows(frame)
+    allowed = {ERROR_COLUMN, QC_COLUMN, *allowed_extra}
     proba = np.full((len(frame), len(package.classes)), np.nan)
     if (~failed).any():
         proba[~failed] = predict_proba(package, frame.loc[~failed], ignore_extra=ignore_extra, allowed_extra=allowed,

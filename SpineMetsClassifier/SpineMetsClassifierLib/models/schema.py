@@ -27,6 +27,11 @@ logger = logging.getLogger(__name__)
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
 
+ERROR_COLUMN = "error"
+"""Per-case extraction error column written by ``spinemets features`` (empty when the case succeeded)."""
+QC_COLUMN = "qc_flags"
+"""Per-case quality warnings written by ``spinemets features`` (kept, never a feature)."""
+
 NA_VALUES: tuple[str, ...] = tuple(pandas_na_values())
 """Cells read as missing (the project's tokens, :data:`SpineMetsCore.conventions.MISSING_VALUES`).
 ``none``/``None`` are *not* missing: ``none`` is an EDF category (lesion-free case) and must
@@ -190,6 +195,10 @@ class FeatureSchema:
             series = frame[spec.name]
             if spec.kind == NUMERIC:
                 values, bad = _numeric_values(series)
+                infinite = np.flatnonzero(np.isinf(values))
+                if infinite.size:
+                    type_errors.append(f"column '{spec.name}' has infinite value(s) in {_rows_named(frame, infinite)}; "
+                                       "fix or drop that feature (an extraction that divided by zero?)")
                 if bad:
                     row, value = bad[0]
                     type_errors.append(f"column '{spec.name}' expects numbers, got {value!r} (row {row + 1}"
@@ -211,6 +220,38 @@ class FeatureSchema:
         if type_errors:
             raise FeatureMismatchError(what, "; ".join(type_errors))
         return pd.DataFrame(out, index=frame.index, columns=self.names)
+
+
+def _rows_named(frame: pd.DataFrame, positions: np.ndarray, limit: int = 8) -> str:
+    """'row 3 (case_id c003), row 7 (...)': data rows counted from 1, with case ids when present."""
+    ids = frame["case_id"].astype(str).to_numpy() if "case_id" in frame.columns else None
+    named = [f"row {i + 1}" + (f" (case_id {ids[i]})" if ids is not None else "") for i in positions[:limit]]
+    more = f" and {len(positions) - limit} more" if len(positions) > limit else ""
+    return ", ".join(named) + more
+
+
+def failed_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Boolean mask of rows whose feature extraction failed (a non-empty ``error`` cell)."""
+    if ERROR_COLUMN not in frame.columns:
+        return np.zeros(len(frame), dtype=bool)
+    return frame[ERROR_COLUMN].map(lambda v: isinstance(v, str) and v.strip() != "").to_numpy(dtype=bool)
+
+
+def exclude_failed_rows(frame: pd.DataFrame, what: str = "features") -> pd.DataFrame:
+    """Rows whose extraction failed never enter training: drop them with a warning naming them.
+
+    Their feature cells are empty; imputing them would train on made-up values.
+    Raises when no row is left.
+    """
+    failed = failed_rows(frame)
+    if not failed.any():
+        return frame
+    named = _rows_named(frame, np.flatnonzero(failed))
+    if failed.all():
+        raise InputError(what, f"every row failed feature extraction ({named}); see the 'error' column")
+    logger.warning("%s: %d row(s) excluded because their feature extraction failed: %s (see the 'error' column)",
+                   what, int(failed.sum()), named)
+    return frame.loc[~failed].reset_index(drop=True)
 
 
 def read_feature_table(path: str | os.PathLike[str], text_columns: Iterable[str] = ()) -> pd.DataFrame:

@@ -57,7 +57,7 @@ from .pipeline import (
     model_input_names,
     param_grid,
 )
-from .schema import FeatureSchema
+from .schema import FeatureSchema, exclude_failed_rows
 
 logger = logging.getLogger(__name__)
 
@@ -370,6 +370,7 @@ def train_model(
     """Train one classifier on a features table (nothing is written; see :func:`save_training`)."""
     _check_config(config)
     classifier = config.classifier
+    frame = exclude_failed_rows(frame, str(source) if source is not None else "features")
     y_all = label_values(frame, config.label)
     exclude = {config.label, config.id_column, "case_id"}
     if config.split == "column" and config.split_column:
@@ -533,6 +534,7 @@ def train_all(
     """
     results: dict[str, TrainResult] = {}
     failures: dict[str, str] = {}
+    frame = exclude_failed_rows(frame, str(source) if source is not None else "features")  # warn once, not per model
     per_model = config.cv_folds + 1
     total = per_model * len(classifiers)
     for i, name in enumerate(classifiers):

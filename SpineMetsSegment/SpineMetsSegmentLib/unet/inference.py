@@ -186,6 +186,11 @@ def segment_images(
     """
     import torch
 
+    from SpineMetsCore.qc import validate_image
+
+    for sequence, image in images.items():  # a single slice or a blank image: a clear error before ITK's filters
+        if image.GetDimension() == 3:  # other dimensions: prepare_images names them
+            validate_image(image, role="image", sequence=sequence)
     card = pkg.card
     prepared = prepare_images(images, pkg.input_sequences, pkg.spacing, card["normalisation"], card.get("orientation"))
     device = select_device(force_cpu)
