@@ -24,13 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from SpineMetsCore.errors import InputError
+from SpineMetsCore.fileio import prepare_output
 
 from . import command_help
 
 
-def _check_out(path: str, overwrite: bool) -> None:
-    if Path(path).exists() and not overwrite:
-        raise InputError(str(path), "exists; pass --overwrite to replace it")
+def _check_out(path: str, overwrite: bool, kind: str = "file") -> None:
+    """The Core output policy: writable before any work, never replaced without --overwrite."""
+    if kind == "package":
+        kind = "file" if Path(path).suffix.lower() == ".zip" else "dir"
+    prepare_output(path, overwrite=overwrite, kind=kind)
 
 
 def _sizes(text: str | None) -> tuple[int, ...] | None:
@@ -53,7 +56,7 @@ def _cmd_train_dl(args: argparse.Namespace) -> int:
 
     from SpineMetsCore.progress import console_progress
 
-    _check_out(args.out, args.overwrite)
+    _check_out(args.out, args.overwrite, kind="package")
     settings: dict[str, Any] = {
         "sequences": tuple(s.strip() for s in args.sequences.split(",") if s.strip()),
         "arch": args.arch, "dims": args.dims, "n_slices": args.slices, "size": _sizes(args.size),

@@ -130,6 +130,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if package.synthetic_training_data:
         print("spinemets predict: warning: the model was trained on SYNTHETIC data; predictions are not "
               "clinically valid", file=sys.stderr)
+    if "error" in table.columns and (table["error"] != "").any():
+        failed = table.loc[table["error"] != "", table.columns[0]].astype(str).tolist()
+        print(f"spinemets predict: warning: {len(failed)} case(s) not predicted because their feature extraction "
+              f"failed: {failed[:10]}{' ...' if len(failed) > 10 else ''} (see the 'error' column)", file=sys.stderr)
     if args.out:
         prov = provenance(operation="predict", model=str(args.model), model_sha256=package.sha256,
                           input=str(source), synthetic_training_data=package.synthetic_training_data, task=package.card["task"])

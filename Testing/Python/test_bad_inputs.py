@@ -139,6 +139,11 @@ class BadInputCorpusTest(unittest.TestCase):
             "train-seg": ["train-seg", "--manifest", str(cls.manifest), "--sequences", "T1", "--out", "{dir}"],
             "explain": ["explain", "--model", str(root / "no_model"), "--features", table, "--out", "{dir}"],
             "segment": ["segment", "--method", "regiongrow", "--image", f"T2={good['T2']}", seed, "--out", "{seg}"],
+            "train-dl": ["train-dl", "--manifest", str(cls.manifest), "--label", "site", "--out", "{dir}"],
+            "predict-dl": ["predict-dl", "--model", str(root / "no_model"), "--manifest", str(cls.manifest),
+                           "--out", "{csv}"],
+            "deep-features": ["deep-features", "--model", str(root / "no_model"), "--manifest", str(cls.manifest),
+                              "--out", "{csv}"],
         }
         for name, argv in writers.items():
             if name != "segment":  # segment adds to an existing file (documented); its policy is writability
@@ -207,7 +212,7 @@ class BadInputCorpusTest(unittest.TestCase):
 
     # ------------------------------------------------------------------ checks
     def test_corpus_size(self):
-        self.assertGreaterEqual(len(self.results), 65)
+        self.assertGreaterEqual(len(self.results), 70)
         self.assertGreaterEqual(len(self.images) + len(self.masks) + len(self.manifests) + len(self.tables) - 1, 40)
 
     def test_every_invocation_fails_cleanly(self):
