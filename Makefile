@@ -1,7 +1,7 @@
 # SpineMets - headless set-up, tests and demo.
 #   make test       creates .venv, installs the pinned requirements, configures CMake, runs ctest
 #                   (which includes the slicer-harness checks when ../shared/slicer-harness exists)
-#   make demo       same set-up, then runs the end-to-end demo on a synthetic phantom
+#   make demo       same set-up, then a phantom cohort through `spinemets run --config demo` (prints the report path)
 #   make harness    the slicer-harness checks alone, with their full output
 #   make harness312 the harness load checks on a Python 3.12 venv pinned like Slicer 5.10
 PYTHON ?= python3.11

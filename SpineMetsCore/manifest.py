@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import difflib
 import io
+import logging
 import os
 import re
 from collections.abc import Collection
@@ -27,9 +28,14 @@ from pathlib import Path
 from .conventions import SEQUENCES
 from .errors import InputError
 
+logger = logging.getLogger(__name__)
+
 KNOWN_SEQUENCES: tuple[str, ...] = SEQUENCES
 """Sequence columns of a manifest: the project's conventions."""
 PATH_COLUMNS: tuple[str, ...] = (*KNOWN_SEQUENCES, "mask", "anatomy")
+REFERENCE_COLUMNS: tuple[str, ...] = ("reference_mask",)
+"""Image-path columns kept as data, not read as case images: a reference (ground-truth) lesion mask
+beside the ``mask`` in use (``spinemets run`` writes one in ``segmented_manifest.csv``)."""
 DEFAULT_OPTIONAL_SEQUENCES: tuple[str, ...] = ("T1CE",)
 """Sequences a cohort may lack when the caller does not name its sequences: contrast is
 not part of a non-contrast protocol (study A); T1, T2 and STIR are expected."""
@@ -61,7 +67,7 @@ def _check_header(manifest: Path, columns: list[str], first_rows: list[dict[str,
             problems.append(f"column '{column}' is not a known column; did you mean '{suggestion}'? "
                             f"(sequence columns are {list(KNOWN_SEQUENCES)}, spelt exactly)")
             continue
-        if column in PATH_COLUMNS or column == "case_id":
+        if column in PATH_COLUMNS or column in REFERENCE_COLUMNS or column == "case_id":
             continue
         looks_like_path = [r.get(column, "") for r in first_rows
                            if str(r.get(column) or "").strip().lower().endswith(_IMAGE_SUFFIXES)]
@@ -138,6 +144,7 @@ def read_manifest(
         raise InputError(str(manifest), f"is missing column(s) {missing}{hint}")
     rows: list[CaseRow] = []
     seen: set[str] = set()
+    relative: set[str] = set()
     problems: list[str] = []
     for line_no, raw in enumerate(raw_rows, start=2):
         if None in raw:
@@ -157,7 +164,9 @@ def read_manifest(
             if not value:
                 return None
             p = Path(value).expanduser()
-            p = p if p.is_absolute() else base / p
+            if not p.is_absolute():
+                relative.add(col)
+                p = base / p
             if check_files and not p.exists():
                 problems.append(f"line {line_no} (case '{case_id}'), column '{col}': file {p} does not exist")
             return p
@@ -176,4 +185,7 @@ def read_manifest(
         raise InputError(str(manifest), "; ".join(problems[:20]) + (" ..." if len(problems) > 20 else ""))
     if not rows:
         raise InputError(str(manifest), "has no case rows")
+    if relative:
+        logger.info("%s: relative paths (%s) are resolved against the manifest's folder %s",
+                    manifest, ", ".join(sorted(relative)), base.resolve())
     return rows

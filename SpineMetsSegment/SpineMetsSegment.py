@@ -53,48 +53,16 @@ Lesion segmentation on spinal MRI into named segments of a segmentation node
 when asked). Everything is also available headless: <code>spinemets segment</code>,
 <code>spinemets seg-metrics</code> and the module Logic in
 <code>Slicer --no-main-window --python-script</code> or plain Python.
-<h3>Region growing (competitive, multi-sequence)</h3>
-<ol>
-<li>All chosen sequences are resampled onto the T1 grid by physical position and
-cropped to the ROI (without an ROI: a box 30 mm around the seeds). The result
-never leaves the ROI.</li>
-<li>Each sequence is scaled by its robust range inside the ROI and smoothed with
-edge-preserving gradient anisotropic diffusion.</li>
-<li>Lesion statistics (median, robust spread) come from the voxels within the seed
-radius of the seeds; background tissue classes (k-means) from the ROI border.</li>
-<li>A lesion probability compares the lesion with every background class, with
-spreads pooled per pair, so borders fall half-way between lesion and neighbour
-signal and a sequence where the lesion is iso-intense does not vote.</li>
-<li>GrowCut-like competition: a lesion front from the seeds and a background front
-from the ROI border advance together (fast marching, each fast where its class is
-likely); every voxel goes to the front that reaches it first. Thin bridges to
-similar tissue are reached by the background first, so the lesion does not leak.</li>
-<li>Heterogeneity: when the grown region is surrounded by tissue that no background
-class explains and that is not a blend of known tissues (a seed inside a necrotic or
-sclerotic focus), that tissue becomes a further lesion class and growing repeats.</li>
-<li>Clean-up: optional opening, keep components touching a seed, closing, hole
-filling (3-D and per slice), maximum radius from the seeds.</li>
-</ol>
-<h4>Parameters (defaults)</h4>
-<ul>
-<li><b>smoothing_iterations</b> (5): anisotropic diffusion iterations, 0 = none.</li>
-<li><b>smoothing_conductance</b> (1.0): relative to the mean gradient; lower keeps more edges.</li>
-<li><b>seed_radius_mm</b> (3): neighbourhood of the seeds giving the lesion statistics.</li>
-<li><b>min_spread</b> (0.04): floor of a class spread, in units of the sequence's ROI 5-95 % range.</li>
-<li><b>background_border_mm</b> (2): thickness of the ROI border that is background.</li>
-<li><b>background_clusters</b> (6): tissue classes found on the border.</li>
-<li><b>max_distance</b> (10): cap on a sequence's z-distance so one sequence cannot veto a voxel.</li>
-<li><b>edge_weight</b> (0): extra slowing of both fronts on edges (0 = off).</li>
-<li><b>max_lesion_components</b> (3): growing rounds, each may add a lesion class.</li>
-<li><b>rim_mm</b> (3), <b>novelty_z</b> (2.5), <b>novel_rim_fraction</b> (0.5): rim inspected for
-unexplained tissue, the z-distance beyond which tissue is unexplained, and the share of the
-rim that must be unexplained before a lesion class is added.</li>
-<li><b>max_radius_mm</b> (60): size limit from the seeds.</li>
-<li><b>opening_mm</b> (0), <b>closing_mm</b> (1.5): morphological clean-up radii.</li>
-<li><b>fill_holes</b> (on): fill enclosed foci.</li>
-<li><b>default_roi_margin_mm</b> (30): box around the seeds when no ROI is given.</li>
-<li><b>sequence_weights</b> (all 1): per-sequence weights; 0 ignores a sequence.</li>
-</ul>
+<h3>Region growing (one click + ROI, corrective clicks)</h3>
+The first seed is the lesion's centre; the lesion is a star-shaped surface around it,
+found ray by ray from edges, signal (lesion vs ROI-border tissue classes, all chosen
+sequences) and a box prior (the lesion fills its ROI up to about 1 cm on each side), then
+refined voxel-wise as far as the signal separates the lesion from its surroundings. More
+seeds are foreground corrections, background points are background corrections; each
+moves the surface near it, and repeated clicks reuse what the first computed. A warning
+says when the surface runs into the ROI border (a leak, or an ROI drawn too tight) or
+follows the ROI shape for lack of a visible border. Algorithm, every parameter and the
+failure modes: docs/region_growing.md.
 <h3>U-Net</h3>
 A model package (folder or .zip with model.json and weights.safetensors; the weights'
 SHA-256 is verified before use) runs in a background process with progress, Cancel
@@ -397,8 +365,6 @@ class SpineMetsSegmentLogic(ScriptedLoadableModuleLogic, _LibLogic):
             seed_radius_mm=p.seedRadiusMm,
             background_border_mm=p.backgroundBorderMm,
             max_radius_mm=p.maxRadiusMm,
-            smoothing_iterations=p.smoothingIterations,
-            fill_holes=p.fillHoles,
         )
         result = self.segmentRegionGrowing(
             self.volumesOf(p), p.seedPoints, p.roiNode, segmentationNode=p.outputSegmentation,

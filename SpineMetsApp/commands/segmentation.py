@@ -2,8 +2,10 @@
 
 Examples::
 
-    spinemets segment --method regiongrow --image T1=t1.nii.gz --image T2=t2.nii.gz \\
-        --seed-ras -12.5,3,40 --roi-ras -30,-10,20,5,20,60 --out lesions.seg.nrrd
+    spinemets segment --method region-growing --image T1=t1.nii.gz --image T2=t2.nii.gz \\
+        --seed-ras=-12.5,3,40 --roi-ras=-30,-10,20,5,20,60 --out lesions.seg.nrrd
+    spinemets segment --method region-growing --image T1=t1.nii.gz --seed-ras=-12.5,3,40 \\
+        --seed-ras=-20,3,41 --background-ras=-2,5,40 --roi-ras=-30,-10,20,5,20,60 --out lesions.seg.nrrd
     spinemets segment --method unet --image T1=t1.nrrd --image T2=t2.nrrd --image STIR=stir.nrrd \\
         --model Resources/Models --out lesions.seg.nrrd --force-cpu
     spinemets seg-metrics --reference expert.seg.nrrd --test model.seg.nrrd --out metrics.csv
@@ -21,16 +23,18 @@ import argparse
 import json
 import logging
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
-from SpineMetsSegmentLib.seeds import parse_float_list
+from SpineMetsSegmentLib.seeds import parse_float_list, parse_points
 
 from SpineMetsCore.errors import InputError
 from SpineMetsCore.fileio import compound_suffix, prepare_output
 
 from . import command_help
 
+REGION_GROWING_METHODS = ("region-growing", "regiongrow")
 logger = logging.getLogger(__name__)
 
 
@@ -81,32 +85,37 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if compound_suffix(out) != ".seg.nrrd":
         raise InputError(f"--out {out}", "segmentations are written as .seg.nrrd")
-    if args.method == "regiongrow":
+    region_growing = args.method in REGION_GROWING_METHODS
+    if region_growing:
         if not args.seed_ras:
             raise InputError("--seed-ras", "region growing needs at least one seed point (x,y,z in RAS mm)")
-        seeds = [parse_float_list(s, 3, f"--seed-ras {s}") for s in args.seed_ras]
+        seeds = [p for s in args.seed_ras for p in parse_points(s, f"--seed-ras {s}")]
+        background = [p for s in args.background_ras or [] for p in parse_points(s, f"--background-ras {s}")]
         roi = parse_float_list(args.roi_ras, 6, f"--roi-ras {args.roi_ras}") if args.roi_ras else None
         params = _parameters(args.param)
     else:
         if not args.model:
             raise InputError("--model", "the unet method needs a model package (folder or .zip)")
-        if args.seed_ras or args.roi_ras or args.param:
-            raise InputError("--method unet", "takes no --seed-ras, --roi-ras or --param")
+        if args.seed_ras or args.background_ras or args.roi_ras or args.param:
+            raise InputError("--method unet", "takes no --seed-ras, --background-ras, --roi-ras or --param")
 
     # Adding to an existing file keeps its segments (the documented editing workflow);
     # --overwrite starts a new file instead. Either way, check writability first.
     prepare_output(out, overwrite=True)
     logic = LesionSegmentationLogic()
-    # Neither method needs volume nodes here: each input is held once, as a SimpleITK image.
-    sitk_images = {name: dataio.read_image(path) for name, path in images.items()}
-    logic.checkImages(sitk_images, sources=images)  # every input, before the method's own checks
+    if region_growing:
+        nodes = logic.loadSequences(images)
+    else:
+        # The network needs no volume nodes: each input is held once, as a SimpleITK image.
+        sitk_images = {name: dataio.read_image(path) for name, path in images.items()}
+        logic.checkImages(sitk_images, sources=images)  # every input, before the model's own checks
     existing = dataio.read_segmentation(out) if out.exists() and not args.overwrite else None
     if existing is not None:
         logger.info("adding to the segments of existing %s (pass --overwrite to start a new file)", out)
-    if args.method == "regiongrow":
+    if region_growing:
         results = [
-            logic.segmentImagesRegionGrowing(
-                sitk_images,
+            logic.segmentRegionGrowing(
+                nodes,
                 seeds,
                 roi,
                 segmentationNode=existing,
@@ -114,10 +123,11 @@ def _cmd_segment(args: argparse.Namespace) -> int:
                 replaceExisting=args.replace,
                 parameters=params,
                 referenceSequence=args.reference,
-                sources=images,
-                checked=True,
+                backgroundPoints=background,
             )
         ]
+        for message in results[0].warnings:
+            print(f"warning: {message}", file=sys.stderr)
     else:
         from SpineMetsCore.progress import console_progress
 
@@ -192,9 +202,14 @@ def register(subparsers: Any) -> None:
         help=command_help("segment"),
         description="Segment lesions into a Slicer segmentation file; prints a JSON summary (segment names, IDs, volumes in mL).",
     )
-    p.add_argument("--method", required=True, choices=("regiongrow", "unet"))
+    p.add_argument("--method", required=True, choices=(*REGION_GROWING_METHODS, "unet"),
+                   help="region-growing (one click + ROI, corrective clicks; 'regiongrow' is the old spelling) or unet")
     p.add_argument("--image", action="append", metavar="NAME=PATH", help="one sequence (repeat); a bare path is named by its file stem")
-    p.add_argument("--seed-ras", action="append", metavar="X,Y,Z", help="seed point in RAS mm (repeatable; negative values fine)")
+    p.add_argument("--seed-ras", action="append", metavar="X,Y,Z",
+                   help="lesion point in RAS mm: the first is the centre click, more are foreground corrections "
+                        "(repeat, or X,Y,Z;X,Y,Z; write --seed-ras=-12.5,3,40 for negative values)")
+    p.add_argument("--background-ras", action="append", metavar="X,Y,Z",
+                   help="region growing: a point that is not lesion (background correction; repeat or X,Y,Z;X,Y,Z)")
     p.add_argument("--roi-ras", metavar="X0,Y0,Z0,X1,Y1,Z1", help="box (RAS mm) the lesion may not leave")
     p.add_argument("--model", help="U-Net model package (folder or .zip)")
     p.add_argument("--out", required=True, help="output .seg.nrrd (existing segments are kept)")

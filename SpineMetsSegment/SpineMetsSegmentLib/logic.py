@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -26,9 +26,8 @@ from SpineMetsCore.qc import QCFlag, validate_image
 from SpineMetsCore.runtime import MRMLRuntime, get_runtime, remove_node_tree, temporary_nodes
 
 from .metrics import SegmentationMetrics, compute_metrics
-
-if TYPE_CHECKING:
-    from .region_growing import RegionGrowingParameters
+from .region_growing import RegionGrowingParameters, RegionGrowingSession, grow_region
+from .seeds import as_ras_points, as_roi
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +46,18 @@ class SegmentResult:
     segment_id: str
     segment_name: str
     volume_ml: float
+    qc: dict[str, float] = field(default_factory=dict)
+    """Method-specific reliability figures (region growing: ROI-border and prior-only surface fractions)."""
+    warnings: list[str] = field(default_factory=list)
+    """Why the result may be unreliable, in words (empty when nothing was flagged)."""
 
     def summary(self) -> dict[str, Any]:
-        return {"name": self.segment_name, "id": self.segment_id, "volume_ml": round(self.volume_ml, 6)}
+        out: dict[str, Any] = {"name": self.segment_name, "id": self.segment_id, "volume_ml": round(self.volume_ml, 6)}
+        if self.qc:
+            out["qc"] = dict(self.qc)
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        return out
 
 
 @dataclass
@@ -87,6 +95,8 @@ class LesionSegmentationLogic:
 
     def __init__(self, runtime: MRMLRuntime | None = None) -> None:
         self.runtime = runtime or get_runtime()
+        # the last region-growing session (images + ROI + first seed): corrective clicks reuse it
+        self._regionGrowingCache: tuple[tuple, RegionGrowingSession] | None = None
 
     @property
     def scene(self) -> Any:
@@ -185,21 +195,49 @@ class LesionSegmentationLogic:
         parameters: RegionGrowingParameters | Mapping[str, Any] | None = None,
         referenceSequence: str | None = None,
         color: tuple[float, float, float] = LESION_COLORS[0],
+        backgroundPoints: Any = None,
     ) -> SegmentResult:
-        """Grow one lesion from seed(s) and store it as a named segment.
+        """Segment one lesion from a click (+ corrective clicks) and store it as a named segment.
 
         ``volumeNodes``: sequence name -> scalar volume node (or nodes, named by
         their node names); other grids are resampled onto ``referenceSequence``
-        (default the first) by physical position. ``seeds``: RAS point(s) or a
-        markups fiducial node. ``roi``: None, a markups ROI node or RAS corners
-        ``(x0, y0, z0, x1, y1, z1)``. Every input is checked before the
-        segmentation node is touched, so a failing call leaves it as it was.
+        (default the first) by physical position, inside the ROI only. ``seeds``:
+        RAS point(s) or a markups fiducial node; the first is the lesion's centre,
+        later ones are foreground corrections. ``backgroundPoints``: RAS point(s)
+        or a markups node of background corrections. ``roi``: None, a markups ROI
+        node or RAS corners ``(x0, y0, z0, x1, y1, z1)``. Calling again with the
+        same volumes, ROI and first seed reuses the prepared session, so a
+        correction costs a fraction of the first click. Every input is checked
+        before the segmentation node is touched, so a failing call leaves it as it was.
         """
+        if isinstance(parameters, Mapping):
+            parameters = RegionGrowingParameters.from_dict(parameters)
+        params = parameters or RegionGrowingParameters()
         nodes = self._namedVolumes(volumeNodes)
-        images = {name: volumes.volume_to_sitk(node) for name, node in nodes.items()}
-        _check_images(images, nodes)
-        return self._growAndAdd(images, seeds, roi, segmentationNode, segmentName, replaceExisting, parameters,
-                                referenceSequence, color, nodes)
+        seed_points = as_ras_points(seeds)
+        box = as_roi(roi)
+        key = (
+            tuple((name, node.GetID(), node.GetMTime(), node.GetImageData().GetMTime() if node.GetImageData() else 0)
+                  for name, node in nodes.items()),
+            box,
+            referenceSequence,
+            repr(params.as_dict()),
+            seed_points[0],
+        )
+        session = self._regionGrowingCache[1] if self._regionGrowingCache and self._regionGrowingCache[0] == key else None
+        if session is None:
+            images = {name: volumes.volume_to_sitk(node) for name, node in nodes.items()}
+            _check_images(images, nodes)
+            session = RegionGrowingSession(images, seed_points[0], box, params, referenceSequence)
+            self._regionGrowingCache = (key, session)
+        result = grow_region({}, seed_points, box, params, referenceSequence, background_ras=backgroundPoints, session=session)
+        reference_node = nodes[result.reference_sequence]
+        ids = self._addSegments(
+            result.mask, [segmentations.SegmentSpec(1, segmentName, tuple(color))], nodes.get(result.reference_sequence),
+            segmentationNode, replaceExisting,
+        )
+        node, sid = ids[1]
+        return SegmentResult(node, sid, segmentations.segment_names(node)[sid], result.volume_ml, result.qc, result.warnings)
 
     def checkImages(
         self, images: Mapping[str, sitk.Image], sources: Mapping[str, str | os.PathLike[str]] | None = None
@@ -207,60 +245,9 @@ class LesionSegmentationLogic:
         """Refuse blank, 2-D or NaN images (naming ``sources[name]``); log and return the warnings.
 
         For callers that read files themselves: check every input before any
-        other work, then pass ``checked=True`` to the ``segmentImages*`` methods.
+        other work, then pass ``checked=True`` to :meth:`segmentImagesWithUNet`.
         """
         return _check_images(images, {}, sources)
-
-    def segmentImagesRegionGrowing(
-        self,
-        images: Mapping[str, sitk.Image],
-        seeds: Any,
-        roi: Any = None,
-        segmentationNode: Any | None = None,
-        segmentName: str = "Lesion",
-        replaceExisting: bool = False,
-        parameters: RegionGrowingParameters | Mapping[str, Any] | None = None,
-        referenceSequence: str | None = None,
-        color: tuple[float, float, float] = LESION_COLORS[0],
-        sources: Mapping[str, str | os.PathLike[str]] | None = None,
-        checked: bool = False,
-    ) -> SegmentResult:
-        """As :meth:`segmentRegionGrowing` on SimpleITK images (sequence name -> image), e.g. read from files.
-
-        No volume node is made, so a headless run holds each input's voxels once.
-        ``sources`` (sequence -> file) names the inputs in QC messages.
-        """
-        if not images:
-            raise InputError("sequences", "no image given")
-        if not checked:
-            _check_images(images, {}, sources)
-        return self._growAndAdd(images, seeds, roi, segmentationNode, segmentName, replaceExisting, parameters,
-                                referenceSequence, color, {})
-
-    def _growAndAdd(
-        self,
-        images: Mapping[str, sitk.Image],
-        seeds: Any,
-        roi: Any,
-        segmentationNode: Any | None,
-        segmentName: str,
-        replaceExisting: bool,
-        parameters: RegionGrowingParameters | Mapping[str, Any] | None,
-        referenceSequence: str | None,
-        color: tuple[float, float, float],
-        nodes: Mapping[str, Any],
-    ) -> SegmentResult:
-        from .region_growing import RegionGrowingParameters, grow_region  # scipy: only when growing
-
-        if isinstance(parameters, Mapping):
-            parameters = RegionGrowingParameters.from_dict(parameters)
-        result = grow_region(images, seeds, roi, parameters, referenceSequence)
-        ids = self._addSegments(
-            result.mask, [segmentations.SegmentSpec(1, segmentName, tuple(color))], nodes.get(result.reference_sequence),
-            segmentationNode, replaceExisting,
-        )
-        node, sid = ids[1]
-        return SegmentResult(node, sid, segmentations.segment_names(node)[sid], result.volume_ml)
 
     def segmentWithUNet(
         self,

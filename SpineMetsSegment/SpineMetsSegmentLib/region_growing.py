@@ -1,46 +1,43 @@
-"""Seeded, multi-sequence, competitive region growing for spinal lesions (SimpleITK + numpy).
+"""Seeded lesion segmentation from one click and an ROI box, refined by corrective clicks.
 
-Why not ``ConfidenceConnected``: real lesions are heterogeneous, noisy,
-bias-shaded and touch tissue of similar signal, so one intensity interval grown
-from one seed either leaks into marrow/soft tissue or stops early. Here the
-lesion *competes* with the background for every voxel:
+Real lesions are heterogeneous, touch tissue of the same signal (a sarcoma is
+iso-intense to muscle on T1, a vertebral body to its pedicles) and have borders
+that are only partly visible. Growing voxels by intensity (ConfidenceConnected,
+GrowCut, fast marching) leaks wherever the border is invisible. Here the lesion
+is a *star-shaped surface* around the first seed, found ray by ray and smoothed
+across rays, so a border seen on most rays closes the gaps on the others:
 
-1. **Working region.** All sequences are resampled by physical position onto
-   the reference sequence's grid and cropped to the ROI (an oriented box; without
-   one, a box ``default_roi_margin_mm`` around the seeds). The result never
-   leaves the ROI.
-2. **Normalisation and edge-preserving smoothing.** Each sequence is scaled by
-   its robust range inside the ROI (5th-95th percentile) so sequences are
-   comparable, then smoothed with gradient anisotropic diffusion (Perona-Malik),
-   which removes noise and texture but keeps lesion borders.
-3. **Lesion model.** Per-sequence median and robust spread (1.4826 x MAD) of
-   the smoothed voxels within ``seed_radius_mm`` of the seeds.
-4. **Background model.** The ROI border (a shell ``background_border_mm`` thick)
-   is background by definition; its voxels are clustered (k-means,
-   ``background_clusters``) into tissue classes with their own median/spread.
-5. **Posterior.** Each lesion class is compared with each background class
-   separately, with a spread pooled from both, so the decision boundary lies
-   half-way between their signals (where a partial-volume voxel is half lesion);
-   a voxel is lesion-like when a lesion class beats every background class.
-   A sequence in which the lesion is iso-intense simply does not vote.
-6. **Competition (GrowCut-like, geodesic).** Two fast-marching fronts start
-   together, the lesion front from the seeds and the background front from the
-   ROI border. The lesion front is fast where the posterior is high, the
-   background front where it is low (both optionally slowed on edges,
-   ``edge_weight``). Each voxel goes to the front that reaches it first: thin
-   bridges into similar tissue are reached by the background first (no leak),
-   while the background cannot get inside the lesion cheaply (heterogeneity
-   inside is kept).
-7. **Heterogeneity.** If the grown region is surrounded by tissue that no known
-   class explains and that is not a blend of two known classes (partial volume),
-   the seed sat in a focus (necrosis, sclerosis) of a larger lesion: that tissue
-   becomes another lesion class and steps 5-6 repeat (``max_lesion_components``).
-8. **Clean-up.** Optional opening (``opening_mm``), only components touching a
-   seed are kept, closing (``closing_mm``), holes filled (3-D and per slice);
-   voxels farther than ``max_radius_mm`` from every seed are background.
+1. **Working region.** The ROI (an oriented box) is cropped from the reference
+   sequence; other sequences are resampled onto that crop only. Each sequence
+   is scaled by its robust range in the ROI and smoothed (edge-preserving).
+2. **Rays.** From the first seed, rays in ``polar_rays x azimuth_rays``
+   directions (physical space) are sampled every ``ray_step_mm`` up to the ROI
+   border.
+3. **Appearance.** A lesion model (robust median/spread of the voxels within
+   ``seed_radius_mm`` of the seed) competes with background classes (k-means of
+   the ROI border shell) for every sample: ``p`` = lesion probability.
+4. **Cost of a border at radius r on a ray** = ``region_weight`` x (background-like
+   samples inside + lesion-like samples outside, as a fraction of the expected
+   radius) - ``edge_weight`` x (signal step across r, capped) + ``shape_weight``
+   x (deviation of r from the expected radius, relative). The expected radius
+   comes from the ROI: a lesion fills its box up to ``roi_margin_mm`` on each
+   side, i.e. the ellipsoid inscribed in the shrunk box (a GrabCut-like box
+   prior).
+5. **Surface.** Costs are averaged over neighbouring rays (``smoothing_deg``),
+   each ray takes its cheapest radius, and the radius map is smoothed with a
+   few median/mean passes (robust to single bad rays).
+6. **Corrective clicks.** A foreground click outside the surface forces the rays
+   through it to reach beyond it; a background click inside forces them to stop
+   before it. Each click also adds its neighbourhood as a lesion or background
+   class. Only steps 3-5 are redone on the cached ray samples, so a correction
+   costs a fraction of the first click.
+7. **Quality.** ``RegionGrowingResult.qc`` reports the share of rays that ran
+   into the ROI border (a leak or an ROI drawn too tight) and the share decided
+   by the shape prior alone (no visible border); ``warnings`` says so in words.
 
 The core works on SimpleITK images in LPS and knows nothing about MRML; the
-Logic converts nodes and writes the segment.
+Logic converts nodes, keeps the :class:`RegionGrowingSession` per image/ROI and
+writes the segment. See docs/region_growing.md.
 """
 
 from __future__ import annotations
@@ -58,70 +55,115 @@ from scipy.cluster.vq import kmeans2
 from SpineMetsCore.errors import GeometryError, InputError
 from SpineMetsCore.volumes import Geometry, images_overlap
 
-from .seeds import RoiBox, as_ras_points, as_roi, ras_to_index
+from .seeds import RAS_TO_LPS, RoiBox, as_ras_points, as_roi, ras_to_index
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class RegionGrowingParameters:
-    """Settings of :func:`grow_region`; the defaults suit 1-4 mm spinal MRI."""
+    """Settings of the click segmentation; the defaults suit 0.5-4 mm MRI and ROIs drawn ~1 cm around the lesion."""
 
-    smoothing_iterations: int = 5
-    """Gradient anisotropic diffusion iterations (0: no smoothing)."""
-    smoothing_conductance: float = 1.0
-    """Diffusion conductance relative to the mean gradient: lower keeps more edges."""
-    seed_radius_mm: float = 3.0
-    """Radius around each seed whose voxels give the initial lesion statistics."""
+    smoothing_mm: float = 0.5
+    """Gaussian smoothing (sigma) of every sequence before sampling (0: none): noise and texture, not borders."""
+    seed_radius_mm: float = 4.0
+    """Radius around a click whose voxels give that click's signal statistics."""
     min_spread: float = 0.04
-    """Floor of a sequence's lesion/background spread, in units of its ROI 5-95 % range."""
+    """Floor of a sequence's signal spread, in units of its ROI 5-95 % range."""
     background_border_mm: float = 2.0
-    """Thickness of the ROI border shell that seeds and models the background."""
+    """Thickness of the ROI border shell that models the background."""
     background_clusters: int = 6
     """Tissue classes found (k-means) among the border voxels."""
     max_distance: float = 10.0
     """Cap on a sequence's robust z-distance, so one outlying sequence cannot veto a voxel."""
-    edge_weight: float = 0.0
-    """How much edges slow both fronts (0: ignore edges)."""
-    max_lesion_components: int = 3
-    """Growing rounds; each may add a lesion signal class found around the region (heterogeneity)."""
-    rim_mm: float = 3.0
-    """Width of the rim outside the grown region inspected for unexplained (lesion) tissue."""
-    novelty_z: float = 2.5
-    """RMS z-distance beyond which a rim voxel is explained by no known tissue class."""
-    novel_rim_fraction: float = 0.5
-    """Share of the rim that must be unexplained before a lesion component is added."""
-    max_radius_mm: float = 60.0
-    """Voxels farther than this from every seed are background (size limit)."""
-    opening_mm: float = 0.0
-    """Radius of the opening that cuts thin leaks (0: none)."""
-    closing_mm: float = 1.5
-    """Radius of the closing that smooths the border (0: none)."""
-    fill_holes: bool = True
-    """Fill enclosed holes (necrotic or sclerotic foci inside the lesion)."""
+    roi_margin_mm: float = 10.0
+    """Expected gap between the lesion and each face of the ROI (how ROIs are drawn)."""
+    shape_weight: float = 1.0
+    """Weight of the expected-radius (box) prior; 0 turns it off."""
+    shape_tolerance: float = 0.35
+    """Relative radius deviation that costs as much as one unit of shape prior."""
+    region_weight: float = 2.0
+    """Weight of the appearance term: background-like signal inside the border."""
+    outside_weight: float = 0.3
+    """Weight of lesion-like signal outside the border, relative to ``region_weight`` (low: neighbours often share it)."""
+    core_fraction: float = 0.5
+    """Lesion statistics come from the rays' inner part, up to this fraction of the expected radius (0: seed ball only)."""
+    edge_weight: float = 2.0
+    """Weight of the signal step across the border."""
+    edge_width_mm: float = 2.0
+    """Width of the windows either side of a candidate border whose signals are compared."""
+    edge_cap: float = 3.0
+    """Step (robust z units) at which a border counts as fully visible."""
+    smoothing_deg: float = 4.0
+    """Angular radius over which neighbouring rays share their border costs."""
+    surface_smoothing: int = 1
+    """Median + mean passes over the radius map (0: none)."""
+    ray_step_mm: float = 0.5
+    """Sampling step along each ray."""
+    polar_rays: int = 24
+    """Ray directions between the poles (the slice axis)."""
+    azimuth_rays: int = 48
+    """Ray directions around the slice axis."""
+    click_radius_mm: float = 2.0
+    """A corrective click moves the border at least this far past the clicked point."""
+    click_influence_deg: float = 45.0
+    """Angular radius (Gaussian sigma) over which a corrective click moves the surface."""
+    click_trust: float = 0.95
+    """How firmly the surface near a click follows the click (1: only the click, 0: image and prior as before)."""
+    separability_floor: float = 0.3
+    """Signal separability (lesion probability just inside minus just outside the surface) below which the
+    signal is not trusted beyond the surface: the box prior keeps its full weight and voxels are not refined."""
+    refine_weight: float = 1.0
+    """Weight of the voxel-level signal refinement (0: the star-shaped surface as is)."""
+    refine_band_mm: float = 12.0
+    """Voxels this far inside/outside the surface may change in the refinement."""
+    refine_shell_mm: float = 3.0
+    """Shell either side of the surface whose signals measure how well the signal separates the lesion."""
+    refine_distance_mm: float = 3.0
+    """Distance from the surface that costs one unit of signal log-odds in the refinement."""
+    refine_growth_separability: float = 0.5
+    """Separability above which lesion tissue connected to the surface is added."""
+    working_spacing_mm: float = 0.6
+    """Voxels finer than this are averaged in integer blocks before growing; the mask comes back on the full grid."""
+    max_radius_mm: float = 100.0
+    """Voxels farther than this from the first seed are background (a size limit)."""
     default_roi_margin_mm: float = 30.0
-    """Without an ROI: half-size margin of the box placed around the seeds."""
+    """Without an ROI: half-size margin of the box placed around the seeds (shape prior off)."""
+    leak_warning_fraction: float = 0.15
+    """Share of rays ending at the ROI border above which the result is flagged."""
     sequence_weights: Mapping[str, float] = field(default_factory=dict)
     """Optional per-sequence weights (default 1); 0 ignores a sequence."""
 
     def __post_init__(self) -> None:
         checks = {
-            "smoothing_iterations": self.smoothing_iterations >= 0,
-            "smoothing_conductance": self.smoothing_conductance > 0,
+            "smoothing_mm": self.smoothing_mm >= 0,
             "seed_radius_mm": self.seed_radius_mm >= 0,
             "min_spread": self.min_spread > 0,
             "background_border_mm": self.background_border_mm > 0,
             "background_clusters": self.background_clusters >= 1,
             "max_distance": self.max_distance > 0,
+            "roi_margin_mm": self.roi_margin_mm >= 0,
+            "separability_floor": 0 <= self.separability_floor < 1,
+            "shape_weight": self.shape_weight >= 0,
+            "shape_tolerance": self.shape_tolerance > 0,
+            "region_weight": self.region_weight >= 0,
+            "outside_weight": self.outside_weight >= 0,
+            "core_fraction": 0 <= self.core_fraction < 1,
             "edge_weight": self.edge_weight >= 0,
-            "max_lesion_components": self.max_lesion_components >= 1,
-            "rim_mm": self.rim_mm > 0,
-            "novelty_z": self.novelty_z > 0,
-            "novel_rim_fraction": 0 < self.novel_rim_fraction <= 1,
-            "max_radius_mm": self.max_radius_mm > 0,
-            "opening_mm": self.opening_mm >= 0,
-            "closing_mm": self.closing_mm >= 0,
+            "edge_width_mm": self.edge_width_mm > 0,
+            "edge_cap": self.edge_cap > 0,
+            "smoothing_deg": self.smoothing_deg >= 0,
+            "surface_smoothing": self.surface_smoothing >= 0,
+            "ray_step_mm": self.ray_step_mm > 0,
+            "polar_rays": self.polar_rays >= 4,
+            "azimuth_rays": self.azimuth_rays >= 8,
+            "click_radius_mm": self.click_radius_mm >= 0,
+            "click_influence_deg": self.click_influence_deg > 0,
+            "click_trust": 0 <= self.click_trust < 1,
             "default_roi_margin_mm": self.default_roi_margin_mm > 0,
+            "max_radius_mm": self.max_radius_mm > 0,
+            "working_spacing_mm": self.working_spacing_mm > 0,
+            "leak_warning_fraction": 0 < self.leak_warning_fraction <= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -145,20 +187,25 @@ class RegionGrowingParameters:
 
 @dataclass
 class RegionGrowingResult:
-    """Lesion mask on a crop of the reference grid, plus what it was grown from."""
+    """Lesion mask on a crop of the reference grid, plus what it was grown from and how sure it is."""
 
     mask: sitk.Image
     """UInt8 mask (1 = lesion) on the working crop of the reference sequence's grid."""
     reference_sequence: str
     seed_indices: list[tuple[int, int, int]]
-    """Seed voxels (i, j, k) on the full reference grid."""
+    """Foreground click voxels (i, j, k) on the full reference grid; the first is the centre."""
     lesion_median: dict[str, float]
-    """Final lesion median per sequence (normalised units)."""
+    """Lesion median per sequence at the first seed (normalised units)."""
     volume_ml: float
+    background_indices: list[tuple[int, int, int]] = field(default_factory=list)
+    """Background click voxels (i, j, k) on the full reference grid."""
+    qc: dict[str, float] = field(default_factory=dict)
+    """``roi_border_fraction``: rays ending at the ROI border; ``prior_only_fraction``: rays without a visible border."""
+    warnings: list[str] = field(default_factory=list)
 
 
 def align_sequences(images: Mapping[str, sitk.Image], reference: str | None = None) -> tuple[str, dict[str, sitk.Image]]:
-    """Check sequences and bring them onto the reference grid by physical position."""
+    """Check sequences and name the reference; grids are matched later, on the crop only."""
     if not images:
         raise InputError("sequences", "no image given")
     ref_name = reference or next(iter(images))
@@ -175,19 +222,13 @@ def align_sequences(images: Mapping[str, sitk.Image], reference: str | None = No
     return ref_name, out
 
 
-def _resample_onto(image: sitk.Image, grid: sitk.Image) -> sitk.Image:
-    if Geometry.from_image(image).same_grid(Geometry.from_image(grid)):
-        return sitk.Cast(image, sitk.sitkFloat32)
-    return sitk.Resample(sitk.Cast(image, sitk.sitkFloat32), grid, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-
-
-def _ball_offsets(radius_mm: float, spacing_kji: np.ndarray) -> np.ndarray:
-    """Index offsets (dk, dj, di) of an ellipsoidal ball of physical radius ``radius_mm``."""
-    r = np.floor(radius_mm / spacing_kji).astype(int)
-    grids = np.meshgrid(*[np.arange(-n, n + 1) for n in r], indexing="ij")
-    offsets = np.stack([g.ravel() for g in grids], axis=1)
-    inside = np.sum((offsets * spacing_kji) ** 2, axis=1) <= radius_mm**2 + 1e-9
-    return offsets[inside]
+def _onto_crop(image: sitk.Image, full_ref: sitk.Image, crop: sitk.Image, work: sitk.Image, lo: np.ndarray,
+               shrink: list[int]) -> sitk.Image:
+    """``image`` on the working grid as float32, touching only the ROI's voxels (block means when shrunk)."""
+    if Geometry.from_image(image).same_grid(Geometry.from_image(full_ref)):
+        part = sitk.Cast(sitk.RegionOfInterest(image, list(crop.GetSize()), [int(v) for v in lo]), sitk.sitkFloat32)
+        return sitk.BinShrink(part, shrink) if max(shrink) > 1 else part
+    return sitk.Resample(image, work, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
 
 
 def _robust_stats(samples: np.ndarray, floor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -197,29 +238,486 @@ def _robust_stats(samples: np.ndarray, floor: np.ndarray) -> tuple[np.ndarray, n
     return med, np.maximum(mad, floor)
 
 
-def _structuring_radius(radius_mm: float, spacing_ijk: Sequence[float]) -> list[int]:
-    return [int(np.floor(radius_mm / s + 0.5)) for s in spacing_ijk]
+def _normalised_smoothed(image: sitk.Image, roi: np.ndarray, params: RegionGrowingParameters) -> np.ndarray:
+    """Scale by the ROI's robust range (so sequences are comparable), then Gaussian smoothing; float32."""
+    array = sitk.GetArrayViewFromImage(image)
+    p5, p50, p95 = np.percentile(array[roi], (5, 50, 95))
+    scale = float(p95 - p5) or 1.0
+    norm = sitk.ShiftScale(image, -float(p50), 1.0 / scale)
+    if params.smoothing_mm > 0:
+        norm = sitk.SmoothingRecursiveGaussian(norm, params.smoothing_mm)
+    return sitk.GetArrayFromImage(norm)
 
 
-def _binary_op(mask: sitk.Image, radius_mm: float, op: str) -> sitk.Image:
-    radius = _structuring_radius(radius_mm, mask.GetSpacing())
-    if radius_mm <= 0 or max(radius) == 0:
-        return mask
-    kernel = sitk.sitkBall
-    if op == "open":
-        return sitk.BinaryMorphologicalOpening(mask, radius, kernel, 0, 1)
-    return sitk.BinaryMorphologicalClosing(mask, radius, kernel, 1, True)
+def _background_model(feats: np.ndarray, spread_floor: np.ndarray, params: RegionGrowingParameters) -> list[tuple[np.ndarray, np.ndarray]]:
+    """k-means classes of the border voxels: (median, spread) each."""
+    rng = np.random.default_rng(0)
+    if len(feats) > 20000:
+        feats = feats[rng.choice(len(feats), 20000, replace=False)]
+    k = int(min(params.background_clusters, max(1, len(feats) // 20)))
+    if k == 1:
+        return [_robust_stats(feats, spread_floor)]
+    _, labels = kmeans2(feats.astype(np.float64), k, minit="++", seed=rng)
+    model = [_robust_stats(feats[labels == c], spread_floor) for c in range(k) if np.count_nonzero(labels == c) >= 10]
+    return model or [_robust_stats(feats, spread_floor)]
 
 
-class _Work:
-    """Arrays of one growing run on the working crop (kept together to keep functions short)."""
+def _lesion_probability(
+    feats: np.ndarray, lesion: list, background: list, weights: np.ndarray, cap: float
+) -> np.ndarray:
+    """P(lesion) per sample: the best lesion class against the nearest background class.
 
-    def __init__(self, crop: sitk.Image, roi_mask: np.ndarray, channels: np.ndarray, names: list[str]) -> None:
+    Each pair is compared with a spread pooled from both, so the decision lies
+    half-way between their signals (partial volume); background classes that look
+    like the lesion class (same tissue at the border) are no evidence and skipped.
+    """
+    wsum = float(weights.sum())
+    best = np.full(len(feats), -np.inf, dtype=np.float32)
+    for fg_med, fg_spread in lesion:
+        llr = np.full(len(feats), np.inf, dtype=np.float32)
+        for bg_med, bg_spread in background:
+            if np.all((np.abs(bg_med - fg_med) / fg_spread)[weights > 0] < 1.5):
+                continue
+            pooled = np.sqrt((bg_spread**2 + fg_spread**2) / 2.0)
+            z_fg = np.minimum(((feats - fg_med) / pooled) ** 2, cap * cap)
+            z_bg = np.minimum(((feats - bg_med) / pooled) ** 2, cap * cap)
+            llr = np.minimum(llr, (0.5 * ((z_bg - z_fg) * weights).sum(axis=1) / wsum * len(weights)).astype(np.float32))
+        best = np.maximum(best, np.where(np.isinf(llr), 0.0, llr))
+    return (1.0 / (1.0 + np.exp(-np.clip(best, -30, 30)))).astype(np.float32)
+
+
+def _ball(shape: tuple[int, ...], centre_kji: np.ndarray, radius_mm: float, spacing_kji: np.ndarray) -> np.ndarray:
+    """Boolean ball (at least the centre voxel) on a (K, J, I) grid."""
+    lo = np.maximum(np.floor(centre_kji - radius_mm / spacing_kji).astype(int), 0)
+    hi = np.minimum(np.ceil(centre_kji + radius_mm / spacing_kji).astype(int) + 1, shape)
+    out = np.zeros(shape, dtype=bool)
+    grids = np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi, strict=True)], indexing="ij")
+    d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grids, centre_kji, spacing_kji, strict=True))
+    out[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = d2 <= radius_mm**2 + 1e-9
+    centre = tuple(np.clip(np.round(centre_kji).astype(int), 0, np.array(shape) - 1))
+    out[centre] = True
+    return out
+
+
+@dataclass
+class _State:
+    """The surface after the first seed and some clicks (one entry of the session's trail)."""
+
+    click: tuple[tuple[float, ...], bool] | None
+    lesion: list
+    background: list
+    radius: np.ndarray
+    prior_only: np.ndarray
+    constraints: list
+
+
+class RegionGrowingSession:
+    """What one image set + ROI + first seed costs to prepare, kept for the next clicks.
+
+    Build it once (crop, normalised channels, background classes, ray samples),
+    then call :meth:`segment` with the growing list of foreground and background
+    clicks; only the per-ray costs and the surface are recomputed.
+    """
+
+    def __init__(
+        self,
+        images: Mapping[str, sitk.Image],
+        centre_ras: Sequence[float],
+        roi: Any = None,
+        parameters: RegionGrowingParameters | None = None,
+        reference: str | None = None,
+    ) -> None:
+        self.params = params = parameters or RegionGrowingParameters()
+        self.reference, aligned = align_sequences(images, reference)
+        ref = aligned[self.reference]
+        self.full_reference = ref
+        centre = as_ras_points(centre_ras, "seeds")[0]
+        self.centre_ras = centre
+        self.centre_index = ras_to_index(ref, centre, "seed 1")
+        self.roi_given = roi is not None
+        box = as_roi(roi) if roi is not None else RoiBox.around([centre], params.default_roi_margin_mm)
+        self.box = box
+        if not box.contains(centre):
+            raise InputError("seed 1", f"RAS {tuple(round(v, 2) for v in centre)} lies outside the {box.name}")
+        bounds = box.index_bounds(ref, pad=1)
+        if bounds is None:
+            raise InputError(box.name, "does not overlap the reference image")
+        self.lo, hi = bounds
+        self.output_grid = sitk.RegionOfInterest(ref, [int(v) for v in hi - self.lo + 1], [int(v) for v in self.lo])
+        # voxels much finer than the algorithm's millimetre scales are averaged in blocks (speed, not accuracy)
+        self.shrink = [max(1, int(params.working_spacing_mm // s)) for s in ref.GetSpacing()]
+        crop = sitk.BinShrink(self.output_grid, self.shrink) if max(self.shrink) > 1 else self.output_grid
         self.crop = crop
-        self.roi = roi_mask
-        self.x = channels  # (c, K, J, I), normalised and smoothed
-        self.names = names
+        self.depth = box.depth_like(crop)
+        self.roi = self.depth >= -1e-4
+        # where the ROI is clipped by the image, the image's edge is the ROI's border
+        for axis, (n, step) in enumerate(zip(self.roi.shape, crop.GetSpacing()[::-1], strict=True)):
+            index = np.arange(n, dtype=np.float32)
+            edge = (np.minimum(index, n - 1 - index) + 0.5) * np.float32(step)
+            shape = [1, 1, 1]
+            shape[axis] = n
+            self.depth = np.minimum(self.depth, edge.reshape(shape))
+        if not self.roi.any():
+            raise InputError(box.name, "is empty: it contains no voxel of the reference image")
+        self.names = list(aligned)
+        self.weights = np.array([float(params.sequence_weights.get(n, 1.0)) for n in self.names])
+        if not np.any(self.weights > 0):
+            raise InputError("region growing parameters", "sequence_weights exclude every sequence")
+        self.channels = np.stack(
+            [_normalised_smoothed(_onto_crop(aligned[n], ref, self.output_grid, crop, self.lo, self.shrink), self.roi, params)
+             for n in self.names]
+        )
         self.spacing_kji = np.array(crop.GetSpacing()[::-1], dtype=float)
+        self.floor = np.full(len(self.names), params.min_spread)
+        self._frame()
+        self._check_click(self.centre_kji, "seed 1")
+        self.background = self._border_classes()
+        self.lesion0 = self._click_stats(self.centre_kji)
+        self._sample_rays()
+        self._trail: list[_State] = []
+
+    # -- geometry -------------------------------------------------------
+    def _frame(self) -> None:
+        """Crop index frame: physical mm along the (i, j, k) axes, origin at the seed."""
+        crop = self.crop
+        self.direction = np.reshape(crop.GetDirection(), (3, 3))  # columns: LPS axes of i, j, k
+        centre_lps = np.asarray(self.centre_ras, dtype=float) * RAS_TO_LPS
+        cont = np.array(crop.TransformPhysicalPointToContinuousIndex(tuple(centre_lps)))
+        self.centre_kji = cont[::-1]
+        p = self.params
+        theta = (np.arange(p.polar_rays) + 0.5) * np.pi / p.polar_rays
+        phi = np.arange(p.azimuth_rays) * 2.0 * np.pi / p.azimuth_rays
+        th, ph = np.meshgrid(theta, phi, indexing="ij")
+        # unit vectors in the crop frame, components along (i, j, k); the poles lie on the slice axis k
+        self.dirs_ijk = np.stack([np.sin(th) * np.cos(ph), np.sin(th) * np.sin(ph), np.cos(th)], axis=-1)
+
+    def _to_frame(self, ras: Sequence[float]) -> np.ndarray:
+        """RAS point -> mm along (i, j, k) from the seed."""
+        lps = np.asarray(ras, dtype=float) * RAS_TO_LPS
+        centre_lps = np.asarray(self.centre_ras, dtype=float) * RAS_TO_LPS
+        return self.direction.T @ (lps - centre_lps)
+
+    def _check_click(self, kji: np.ndarray, what: str) -> None:
+        index = np.round(kji).astype(int)
+        if np.any(index < 0) or np.any(index >= self.roi.shape) or not self.roi[tuple(index)]:
+            raise InputError(what, f"lies outside the {self.box.name}")
+
+    def _expected_radius(self) -> np.ndarray:
+        """Radius along every ray of the ellipsoid inscribed in the ROI shrunk by ``roi_margin_mm``."""
+        p = self.params
+        half = np.asarray(self.box.half_size, dtype=float)
+        inner = np.maximum(half - p.roi_margin_mm, 0.35 * half)
+        axes_lps = self.box.axes_matrix * RAS_TO_LPS[:, None]  # box axes (columns) in LPS
+        to_box = (self.direction.T @ axes_lps).T  # frame vector -> box coordinates
+        centre_box = to_box @ self._to_frame(self.box.centre) * -1.0  # seed in box coordinates
+        a = centre_box / inner
+        e = (self.dirs_ijk @ to_box.T) / inner
+        ee = np.sum(e * e, axis=-1)
+        ae = e @ a
+        disc = ae * ae - ee * (float(a @ a) - 1.0)
+        r = (-ae + np.sqrt(np.maximum(disc, 0.0))) / ee
+        return np.maximum(r, 2.0 * float(self.spacing_kji.min()))
+
+    def _sample_rays(self) -> None:
+        p = self.params
+        sp = self.spacing_kji
+        corners = np.array([[a, b, c] for a in (0, self.roi.shape[0] - 1) for b in (0, self.roi.shape[1] - 1)
+                            for c in (0, self.roi.shape[2] - 1)], dtype=float)
+        r_max = float(np.max(np.linalg.norm((corners - self.centre_kji) * sp, axis=1))) + p.ray_step_mm
+        self.radii = np.arange(1, int(np.ceil(r_max / p.ray_step_mm)) + 1) * p.ray_step_mm
+        d_kji = self.dirs_ijk[..., ::-1] / sp  # index steps per mm
+        coords = self.centre_kji[:, None, None, None] + np.moveaxis(d_kji, -1, 0)[..., None] * self.radii
+        flat = coords.reshape(3, -1)
+        inside = ndimage.map_coordinates(self.roi.astype(np.uint8), flat, order=0, mode="constant", cval=0)
+        inside = inside.reshape(coords.shape[1:]).astype(bool)
+        # a ray ends at its first sample outside the ROI
+        self.ray_end = np.where(inside.all(axis=-1), inside.shape[-1], np.argmin(inside, axis=-1))
+        self.samples = np.stack(
+            [ndimage.map_coordinates(ch, flat, order=1, mode="nearest").reshape(coords.shape[1:]) for ch in self.channels],
+            axis=-1,
+        ).astype(np.float32)  # (polar, azimuth, radius, channel)
+        self.expected = self._expected_radius() if (self.roi_given and p.shape_weight > 0) else None
+        self.shape_scale = 1.0
+        if self.expected is not None and p.core_fraction > 0:
+            # a heterogeneous lesion is better described by its whole expected core than by the seed's neighbourhood
+            core = self.radii[None, None, :] <= p.core_fraction * self.expected[..., None]
+            core &= np.arange(len(self.radii)) < self.ray_end[..., None]
+            if core.sum() > 50:
+                self.lesion0 = _robust_stats(self.samples[core], self.floor)
+        self._edge = self._edge_strength()
+
+    def _border_classes(self) -> list:
+        shell = max(self.params.background_border_mm, float(self.spacing_kji.max()))  # at least one voxel layer
+        border = self.roi & (self.depth <= shell)
+        feats = self.channels[:, border].T
+        return _background_model(feats, self.floor, self.params)
+
+    def _click_stats(self, kji: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ball = _ball(self.roi.shape, kji, self.params.seed_radius_mm, self.spacing_kji) & self.roi
+        return _robust_stats(self.channels[:, ball].T, self.floor)
+
+    def _edge_strength(self) -> np.ndarray:
+        """Signal step across each candidate border (mean of the windows inside vs outside), capped, in 0..1."""
+        p = self.params
+        w = max(1, int(round(p.edge_width_mm / p.ray_step_mm)))
+        s = self.samples
+        csum = np.concatenate([np.zeros(s.shape[:2] + (1, s.shape[3]), np.float32), np.cumsum(s, axis=2)], axis=2)
+        n = s.shape[2]
+        m = np.arange(n)
+        a0, b1 = np.maximum(m - w, 0), np.minimum(m + w, n)
+        inner = (csum[:, :, m] - csum[:, :, a0]) / np.maximum(m - a0, 1)[:, None]
+        outer = (csum[:, :, b1] - csum[:, :, m]) / np.maximum(b1 - m, 1)[:, None]
+        spread = self.lesion0[1]
+        z2 = (((outer - inner) / spread) ** 2 * self.weights).sum(axis=-1) / self.weights.sum()
+        return np.minimum(np.sqrt(z2) / p.edge_cap, 1.0).astype(np.float32)
+
+    # -- clicks -----------------------------------------------------------
+    def _click_geometry(self, ras: Sequence[float]) -> tuple[np.ndarray, np.ndarray, float, tuple[int, int]]:
+        """Angle (rad) of every ray to the click, the rays it lies on (cone), its radius and nearest ray."""
+        v = self._to_frame(ras)
+        rho = float(np.linalg.norm(v))
+        if rho < 1e-6:
+            angle = np.zeros(self.dirs_ijk.shape[:2])
+            return angle, np.zeros(angle.shape, dtype=bool), 0.0, (0, 0)
+        angle = np.arccos(np.clip(self.dirs_ijk @ (v / rho), -1.0, 1.0))
+        # rays within the angle that a ball of click_radius_mm (or one ray spacing) subtends
+        half_angle = max(np.arctan2(self.params.click_radius_mm, rho), np.pi / self.params.polar_rays)
+        nearest = np.unravel_index(int(np.argmin(angle)), angle.shape)
+        return angle, angle <= half_angle, rho, (int(nearest[0]), int(nearest[1]))
+
+    def segment(
+        self, foreground_ras: Sequence[Sequence[float]] = (), background_ras: Sequence[Sequence[float]] = ()
+    ) -> tuple[np.ndarray, dict[str, float], list[str]]:
+        """Boolean mask on the crop from the first seed, then foreground clicks, then background clicks."""
+        clicks = [(tuple(float(v) for v in c), True) for c in foreground_ras]
+        clicks += [(tuple(float(v) for v in c), False) for c in background_ras]
+        return self.segment_clicks(clicks)
+
+    def segment_clicks(self, clicks: Sequence[tuple[Sequence[float], bool]]) -> tuple[np.ndarray, dict[str, float], list[str]]:
+        """Mask after the first seed and the corrective ``(ras, is_foreground)`` clicks, applied in order.
+
+        Every click's state is cached: a list that extends the previous call's
+        list costs one correction step per new click.
+        """
+        keys = [(tuple(float(v) for v in ras), bool(fg)) for ras, fg in clicks]
+        if not self._trail:
+            self._trail.append(self._initial_state())
+        done = 0
+        while done < min(len(keys), len(self._trail) - 1) and self._trail[done + 1].click == keys[done]:
+            done += 1
+        del self._trail[done + 1 :]
+        n_fg = sum(1 for _, fg in keys[:done] if fg)
+        n_bg = done - n_fg
+        for key in keys[done:]:
+            if key[1]:
+                n_fg += 1
+                what = f"seed {n_fg + 1}"
+            else:
+                n_bg += 1
+                what = f"background point {n_bg}"
+            self._trail.append(self._apply_click(self._trail[-1], key, what))
+        state = self._trail[-1]
+        mask = self._refine(state, self._rasterise(state.radius))
+        for state_n in self._trail[1:]:  # a click is the user's word: its neighbourhood follows it
+            if state_n.click is not None:
+                ball = _ball(self.roi.shape, self._kji(state_n.click[0]), self.params.click_radius_mm, self.spacing_kji)
+                mask = mask | ball if state_n.click[1] else mask & ~ball
+        mask &= self.roi
+        qc, warnings = self._quality(state.radius, state.prior_only)
+        return mask, qc, warnings
+
+    def _initial_state(self) -> _State:
+        prob = self._probability([self.lesion0], self.background)
+        tolerance = np.full(self.dirs_ijk.shape[:2], self.params.shape_tolerance)
+        cost = self._ray_cost(prob, self.expected, tolerance)
+        radius, prior_only = self._optimise(cost)
+        # Where the signal alone separates the lesion from what surrounds it, the box prior steps back.
+        kappa = self._ray_separability(prob, radius)
+        floor = self.params.separability_floor
+        self.shape_scale = float(np.clip(1.0 - 0.9 * (kappa - floor) / (1.0 - floor), 0.1, 1.0))
+        if self.shape_scale < 0.9:
+            radius, prior_only = self._optimise(self._ray_cost(prob, self.expected, tolerance))
+        return _State(None, [self.lesion0], list(self.background), radius, prior_only, [])
+
+    def _ray_separability(self, prob: np.ndarray, radius: np.ndarray) -> float:
+        """Mean lesion probability just inside the surface minus just outside it (0: the signal cannot tell)."""
+        shell = self.params.refine_shell_mm
+        r = self.radii[None, None, :]
+        valid = np.arange(len(self.radii)) < self.ray_end[..., None]
+        inner = valid & (r > radius[..., None] - shell) & (r <= radius[..., None])
+        outer = valid & (r > radius[..., None]) & (r <= radius[..., None] + shell)
+        if not inner.any() or not outer.any():
+            return 0.0
+        return float(np.clip(prob[inner].mean() - prob[outer].mean(), 0.0, 1.0))
+
+    def _apply_click(self, state: _State, key: tuple[tuple[float, ...], bool], what: str) -> _State:
+        """One corrective click: the surface moves past (foreground) or before (background) it, locally."""
+        p = self.params
+        ras, foreground = key
+        kji = self._kji(ras)
+        self._check_click(kji, what)
+        lesion, background = list(state.lesion), list(state.background)
+        (lesion if foreground else background).append(self._click_stats(kji))
+        angle, cone, rho, nearest = self._click_geometry(ras)
+        current = float(state.radius[nearest])
+        target = max(current, rho + p.click_radius_mm) if foreground else min(current, max(rho - p.click_radius_mm, self.radii[0]))
+        weight = np.exp(-0.5 * (angle / np.radians(p.click_influence_deg)) ** 2)
+        prior = state.radius * (1.0 + (target / max(current, 1e-6) - 1.0) * weight)
+        tolerance = p.shape_tolerance * (1.0 - p.click_trust * weight)
+        constraints = [*state.constraints, (cone, rho, foreground)]
+        cost = self._ray_cost(self._probability(lesion, background), prior, tolerance)
+        candidate, prior_only = self._optimise(cost, constraints)
+        radius = (1.0 - weight) * state.radius + weight * candidate
+        radius = self._constrain(np.minimum(radius, p.max_radius_mm), constraints)
+        return _State(key, lesion, background, radius, np.where(weight > 0.5, prior_only, state.prior_only), constraints)
+
+    def _probability(self, lesion: list, background: list) -> np.ndarray:
+        feats = self.samples.reshape(-1, self.samples.shape[-1])
+        prob = _lesion_probability(feats, lesion, background, self.weights, self.params.max_distance)
+        return prob.reshape(self.samples.shape[:3])
+
+    def _kji(self, ras: Sequence[float]) -> np.ndarray:
+        lps = np.asarray(ras, dtype=float) * RAS_TO_LPS
+        return np.array(self.crop.TransformPhysicalPointToContinuousIndex(tuple(lps)))[::-1]
+
+    def _ray_cost(self, prob: np.ndarray, expected: np.ndarray | None, tolerance: np.ndarray) -> np.ndarray:
+        """Cost of a border after sample m (m = 0..n-1) on each ray; +inf beyond the ROI."""
+        p = self.params
+        n = prob.shape[-1]
+        valid = np.arange(n) < self.ray_end[..., None]
+        prob = np.where(valid, prob, 0.0)
+        scale = expected if expected is not None else np.full(prob.shape[:2], float(self.radii[n // 2]))
+        step = (p.ray_step_mm / scale)[..., None]
+        inside_bad = np.cumsum(1.0 - prob, axis=-1) * step  # samples 0..m inside
+        outside_bad = (prob.sum(axis=-1, keepdims=True) - np.cumsum(prob, axis=-1)) * step
+        # lesion-like signal outside counts fully only as far as the signal separates the lesion
+        trust = (1.0 - self.shape_scale) / 0.9
+        cost = p.region_weight * (inside_bad + (p.outside_weight + (1.0 - p.outside_weight) * trust) * outside_bad)
+        edge_at = np.concatenate([self._edge[..., 1:], np.zeros_like(self._edge[..., :1])], axis=-1)  # step after m
+        cost -= p.edge_weight * edge_at
+        if expected is not None:
+            dev = (self.radii[None, None, :] - expected[..., None]) / (tolerance * expected)[..., None]
+            cost += p.shape_weight * self.shape_scale * np.minimum(dev * dev, 9.0)
+        return np.where(valid, cost, np.inf).astype(np.float32)
+
+    def _optimise(self, cost: np.ndarray, constraints: Sequence[tuple] = ()) -> tuple[np.ndarray, np.ndarray]:
+        """Radius per ray: neighbouring rays share costs, each takes its cheapest border, then a light smoothing."""
+        p = self.params
+        finite = np.isfinite(cost)
+        c = np.where(finite, cost, np.max(cost[finite]) + 1.0 if finite.any() else 1.0)
+        if p.smoothing_deg > 0:
+            c = ndimage.gaussian_filter1d(c, p.smoothing_deg / (180.0 / p.polar_rays), axis=0, mode="nearest")
+            c = ndimage.gaussian_filter1d(c, p.smoothing_deg / (360.0 / p.azimuth_rays), axis=1, mode="wrap")
+        c = np.where(finite, c, np.inf)
+        radii = self.radii
+        for cone, rho, foreground in constraints:
+            bad = radii < rho + p.click_radius_mm if foreground else radii >= max(rho - p.click_radius_mm, radii[0])
+            c = np.where(cone[..., None] & bad[None, None, :], c + 1e3, c)
+        index = np.argmin(c, axis=-1)
+        r = np.minimum(radii[index], p.max_radius_mm)
+        for _ in range(p.surface_smoothing):
+            padded = np.pad(np.pad(r, ((0, 0), (1, 1)), mode="wrap"), ((1, 1), (0, 0)), mode="edge")
+            r = ndimage.median_filter(padded, size=3)[1:-1, 1:-1]
+            r = ndimage.uniform_filter1d(ndimage.uniform_filter1d(r, 3, axis=0, mode="nearest"), 3, axis=1, mode="wrap")
+        edge_at_border = np.take_along_axis(self._edge, np.clip(index + 1, 0, self._edge.shape[-1] - 1)[..., None], -1)[..., 0]
+        return self._constrain(r, constraints), edge_at_border < 0.34
+
+    def _constrain(self, r: np.ndarray, constraints: Sequence[tuple]) -> np.ndarray:
+        """Clicks are hard: rays through a foreground click reach past it, through a background click stop before it."""
+        c = self.params.click_radius_mm
+        for cone, rho, foreground in constraints:
+            r = np.where(cone, np.maximum(r, rho + c), r) if foreground else np.where(cone, np.minimum(r, max(rho - c, self.radii[0])), r)
+        return r
+
+    def _rasterise(self, r: np.ndarray) -> np.ndarray:
+        """Voxels whose distance from the seed is within the surface radius in their direction."""
+        p = self.params
+        shape = self.roi.shape
+        sp = self.spacing_kji
+        k, j, i = ((np.arange(n, dtype=np.float32) - c) * s for n, c, s in zip(shape, self.centre_kji, sp, strict=True))
+        vi, vj, vk = i[None, None, :], j[None, :, None], k[:, None, None]
+        rho = np.sqrt(vi * vi + vj * vj + vk * vk)
+        theta = np.arccos(np.clip(vk / np.maximum(rho, 1e-6), -1.0, 1.0))
+        phi = np.mod(np.arctan2(vj, vi), 2.0 * np.pi)
+        ti = theta / (np.pi / p.polar_rays) - 0.5
+        pj = phi / (2.0 * np.pi / p.azimuth_rays)
+        wrapped = np.concatenate([r, r[:, :1]], axis=1)
+        bound = ndimage.map_coordinates(wrapped, [np.broadcast_to(ti, shape).ravel(), np.broadcast_to(pj, shape).ravel()],
+                                        order=1, mode="nearest").reshape(shape)
+        return rho - bound
+
+    def _refine(self, state: _State, outside_mm: np.ndarray) -> np.ndarray:
+        """Voxel-level refinement, trusting the signal as far as it tells the lesion from its surroundings.
+
+        ``outside_mm``: radial distance of every voxel outside the star surface (< 0 inside).
+        The separability is the lesion probability just inside the surface minus just
+        outside it: near 0 where the lesion touches tissue of the same signal (the surface
+        then stays as it is), near 1 where the signal alone outlines the lesion (voxels
+        follow it near the surface, and lesion tissue connected to it is added).
+        """
+        p = self.params
+        star = (outside_mm <= 0) & self.roi
+        outside_mm = np.maximum(outside_mm, self._seed_distance() - p.max_radius_mm)
+        if p.refine_weight <= 0:
+            return star
+        band = self.roi & (np.abs(outside_mm) <= p.refine_band_mm)
+        prob = np.zeros(self.roi.shape, dtype=np.float32)
+        prob[band] = _lesion_probability(self.channels[:, band].T, state.lesion, state.background, self.weights, p.max_distance)
+        near_in = band & (outside_mm > -p.refine_shell_mm) & (outside_mm <= 0)
+        near_out = band & (outside_mm > 0) & (outside_mm < p.refine_shell_mm)
+        if not near_in.any() or not near_out.any():
+            return star
+        kappa = float(np.clip(prob[near_in].mean() - prob[near_out].mean(), 0.0, 1.0))
+        self.last_separability = kappa
+        if kappa < p.separability_floor:
+            return star
+        logit = np.log(np.clip(prob, 1e-3, 1 - 1e-3) / np.clip(1 - prob, 1e-3, 1.0))
+        score = p.refine_weight * kappa * np.clip(logit, -4.0, 4.0) - outside_mm / p.refine_distance_mm
+        score = ndimage.gaussian_filter(np.where(band, score, np.where(star, 10.0, -10.0)).astype(np.float32),
+                                        p.smoothing_mm / self.spacing_kji) if p.smoothing_mm > 0 else score
+        mask = (score > 0) & self.roi
+        if kappa >= p.refine_growth_separability:
+            # lesion tissue connected to the surface (an extension into a pedicle, a lobe) is added
+            mask = ndimage.binary_propagation(mask, mask=mask | (band & (prob > 0.9)))
+        seed = tuple(np.clip(np.round(self.centre_kji).astype(int), 0, np.array(self.roi.shape) - 1))
+        labels, _ = ndimage.label(mask)
+        if labels[seed] > 0:
+            mask = labels == labels[seed]
+        return ndimage.binary_fill_holes(mask) & self.roi
+
+    def to_output_grid(self, mask: np.ndarray) -> np.ndarray:
+        """A working-grid mask on the reference crop (identity unless voxels were averaged in blocks)."""
+        if max(self.shrink) == 1:
+            return mask
+        image = sitk.GetImageFromArray(mask.astype(np.float32))
+        image.CopyInformation(self.crop)
+        fine = sitk.Resample(image, self.output_grid, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+        return sitk.GetArrayViewFromImage(fine) >= 0.5
+
+    def _seed_distance(self) -> np.ndarray:
+        k, j, i = ((np.arange(n, dtype=np.float32) - c) * s for n, c, s in zip(self.roi.shape, self.centre_kji, self.spacing_kji, strict=True))
+        return np.sqrt(i[None, None, :] ** 2 + j[None, :, None] ** 2 + k[:, None, None] ** 2)
+
+    def _quality(self, r: np.ndarray, prior_only: np.ndarray) -> tuple[dict[str, float], list[str]]:
+        p = self.params
+        ray_len = self.ray_end * p.ray_step_mm
+        at_border = r >= ray_len - 1.5 * p.ray_step_mm
+        weight = np.sin((np.arange(p.polar_rays) + 0.5) * np.pi / p.polar_rays)[:, None] * np.ones_like(r)
+        frac_border = float((at_border * weight).sum() / weight.sum())
+        frac_prior = float((prior_only * weight).sum() / weight.sum())
+        qc = {"roi_border_fraction": round(frac_border, 4), "prior_only_fraction": round(frac_prior, 4)}
+        warnings = []
+        if frac_border > p.leak_warning_fraction:
+            warnings.append(
+                f"the lesion reaches the ROI border on {100 * frac_border:.0f}% of its surface: it may leak into "
+                "neighbouring tissue, or the ROI is too tight; check it, enlarge the ROI or add background clicks"
+            )
+        if frac_prior > 0.5:
+            warnings.append(
+                f"no clear border on {100 * frac_prior:.0f}% of the surface: the outline there follows the ROI "
+                "shape; check it and correct with clicks"
+            )
+        return qc, warnings
 
 
 def grow_region(
@@ -228,265 +726,42 @@ def grow_region(
     roi: Any = None,
     parameters: RegionGrowingParameters | None = None,
     reference: str | None = None,
+    background_ras: Any = None,
+    session: RegionGrowingSession | None = None,
 ) -> RegionGrowingResult:
-    """Grow one lesion from RAS seed point(s) over one or more sequences (see module docstring).
+    """Segment one lesion from RAS seed point(s) (first = centre, others = corrections) over one or more sequences.
 
     ``images`` maps sequence name -> SimpleITK image (LPS, any grid; resampled
-    onto ``reference``, default the first). ``roi`` is None, six RAS corner
-    values, a :class:`RoiBox` or a markups ROI node. Raises InputError /
-    GeometryError naming the bad input; never returns an empty mask.
+    onto ``reference``, default the first, inside the ROI only). ``roi`` is None,
+    six RAS corner values, a :class:`RoiBox` or a markups ROI node.
+    ``background_ras``: points that are not lesion. ``session``: a
+    :class:`RegionGrowingSession` of the same images/ROI/first seed to reuse.
+    Raises InputError / GeometryError naming the bad input; never returns an empty mask.
     """
-    params = parameters or RegionGrowingParameters()
-    ref_name, aligned = align_sequences(images, reference)
-    ref = aligned[ref_name]
     seeds = as_ras_points(seeds_ras)
+    backgrounds = as_ras_points(background_ras, "background points", allow_empty=True)
+    if session is None:
+        session = RegionGrowingSession(images, seeds[0], roi, parameters, reference)
+    ref = session.full_reference
     seed_indices = [ras_to_index(ref, p, f"seed {n + 1}") for n, p in enumerate(seeds)]
-    box = as_roi(roi) if roi is not None else RoiBox.around(seeds, params.default_roi_margin_mm)
-    for n, p in enumerate(seeds):
-        if not box.contains(p):
-            raise InputError(f"seed {n + 1}", f"RAS {tuple(round(v, 2) for v in p)} lies outside the {box.name}")
-    bounds = box.index_bounds(ref, pad=1)
-    if bounds is None:
-        raise InputError(box.name, "does not overlap the reference image")
-    lo, hi = bounds
-    crop = sitk.RegionOfInterest(ref, [int(v) for v in hi - lo + 1], [int(v) for v in lo])
-    roi_mask = box.mask_like(crop)
-    if not roi_mask.any():
-        raise InputError(box.name, "is empty: it contains no voxel of the reference image")
-    local_seeds = [tuple(int(v) for v in np.array(s) - lo) for s in seed_indices]
-    for n, (i, j, k) in enumerate(local_seeds):
-        if not roi_mask[k, j, i]:
-            raise InputError(f"seed {n + 1}", f"voxel lies outside the {box.name}")
-
-    names = list(aligned)
-    weights = np.array([float(params.sequence_weights.get(n, 1.0)) for n in names])
-    if not np.any(weights > 0):
-        raise InputError("region growing parameters", "sequence_weights exclude every sequence")
-    channels = np.stack([_normalised_smoothed(_resample_onto(aligned[n], crop), roi_mask, params) for n in names])
-    work = _Work(crop, roi_mask, channels, names)
-    mask, lesion_med = _compete(work, local_seeds, weights, params)
-
+    bg_indices = [ras_to_index(ref, p, f"background point {n + 1}") for n, p in enumerate(backgrounds)]
+    for n, point in enumerate(seeds):
+        if not session.box.contains(point):
+            raise InputError(f"seed {n + 1}", f"RAS {tuple(round(v, 2) for v in point)} lies outside the {session.box.name}")
+    mask, qc, warnings = session.segment(seeds[1:], backgrounds)
+    mask = session.to_output_grid(mask)
+    for message in warnings:
+        logger.warning("region growing: %s", message)
     image = sitk.GetImageFromArray(mask.astype(np.uint8))
-    image.CopyInformation(crop)
-    voxel_ml = float(np.prod(crop.GetSpacing())) / 1000.0
+    image.CopyInformation(session.output_grid)
+    voxel_ml = float(np.prod(session.output_grid.GetSpacing())) / 1000.0
     return RegionGrowingResult(
         mask=image,
-        reference_sequence=ref_name,
+        reference_sequence=session.reference,
         seed_indices=seed_indices,
-        lesion_median=dict(zip(names, (float(v) for v in lesion_med), strict=False)),
+        lesion_median=dict(zip(session.names, (float(v) for v in session.lesion0[0]), strict=True)),
         volume_ml=float(mask.sum()) * voxel_ml,
+        background_indices=bg_indices,
+        qc=qc,
+        warnings=warnings,
     )
-
-
-def _normalised_smoothed(image: sitk.Image, roi: np.ndarray, params: RegionGrowingParameters) -> np.ndarray:
-    """Scale by the ROI's robust range, then edge-preserving smoothing."""
-    array = sitk.GetArrayViewFromImage(image)
-    p5, p50, p95 = np.percentile(array[roi], (5, 50, 95))
-    scale = float(p95 - p5) or 1.0
-    norm = (image - float(p50)) / scale
-    if params.smoothing_iterations > 0:
-        min_spacing = min(image.GetSpacing())
-        time_step = 0.9 * min_spacing / 2.0 ** (image.GetDimension() + 1)
-        norm = sitk.GradientAnisotropicDiffusion(
-            sitk.Cast(norm, sitk.sitkFloat32),
-            timeStep=time_step,
-            conductanceParameter=params.smoothing_conductance,
-            conductanceScalingUpdateInterval=1,
-            numberOfIterations=params.smoothing_iterations,
-        )
-    return sitk.GetArrayFromImage(norm).astype(np.float32)
-
-
-def _edge_factor(work: _Work, weights: np.ndarray, edge_weight: float) -> np.ndarray:
-    """1 / (1 + w (g / g_ref)^2) with g the multi-sequence gradient magnitude."""
-    if edge_weight <= 0:
-        return np.ones(work.roi.shape, dtype=np.float32)
-    g2 = np.zeros(work.roi.shape, dtype=np.float32)
-    for c, w in enumerate(weights):
-        if w <= 0:
-            continue
-        image = sitk.GetImageFromArray(work.x[c])
-        image.CopyInformation(work.crop)
-        g = sitk.GetArrayFromImage(sitk.GradientMagnitude(image, useImageSpacing=True))
-        g2 += w * g * g
-    g = np.sqrt(g2)
-    g_ref = float(np.median(g[work.roi])) or 1.0
-    return (1.0 / (1.0 + edge_weight * (g / g_ref) ** 2)).astype(np.float32)
-
-
-def _background_model(feats: np.ndarray, spread_floor: np.ndarray, params: RegionGrowingParameters) -> list[tuple[np.ndarray, np.ndarray, float]]:
-    """k-means classes of the border voxels: (median, spread, weight) each."""
-    rng = np.random.default_rng(0)
-    if len(feats) > 20000:
-        feats = feats[rng.choice(len(feats), 20000, replace=False)]
-    k = int(min(params.background_clusters, max(1, len(feats) // 20)))
-    if k == 1:
-        med, spread = _robust_stats(feats, spread_floor)
-        return [(med, spread, 1.0)]
-    _, labels = kmeans2(feats.astype(np.float64), k, minit="++", seed=rng)
-    model = []
-    for c in range(k):
-        members = feats[labels == c]
-        if len(members) < 10:
-            continue
-        med, spread = _robust_stats(members, spread_floor)
-        model.append((med, spread, len(members) / len(feats)))
-    return model or [(*_robust_stats(feats, spread_floor), 1.0)]
-
-
-def _pairwise_llr(feats: np.ndarray, fg: tuple[np.ndarray, np.ndarray], bg: tuple[np.ndarray, np.ndarray], weights: np.ndarray, cap: float) -> np.ndarray:
-    """Log-likelihood ratio lesion component vs one background class, with pooled spread."""
-    pooled = np.sqrt((bg[1] ** 2 + fg[1] ** 2) / 2.0)
-    z_fg = np.minimum(((feats - fg[0]) / pooled) ** 2, cap * cap)
-    z_bg = np.minimum(((feats - bg[0]) / pooled) ** 2, cap * cap)
-    return 0.5 * ((z_bg - z_fg) * weights).sum(axis=1)
-
-
-def _posterior(work: _Work, lesion: list, bg_model: list, weights: np.ndarray, cap: float) -> np.ndarray:
-    """Lesion probability in every voxel of the crop (0 outside the ROI).
-
-    Each lesion component is compared with each background class separately, with a
-    spread pooled from both, so the decision boundary lies half-way between their
-    signals (where a partial-volume voxel is half lesion); a voxel is lesion-like when
-    some lesion component beats every background class.
-    """
-    feats = work.x.reshape(work.x.shape[0], -1).T
-    best = np.full(len(feats), -np.inf)
-    for fg in lesion:
-        llr = np.full(len(feats), np.inf)
-        for med, spread, _w in bg_model:
-            # Classes that look like this lesion component are not background evidence.
-            if np.all((np.abs(med - fg[0]) / fg[1])[weights > 0] < 1.5):
-                continue
-            llr = np.minimum(llr, _pairwise_llr(feats, fg, (med, spread), weights, cap))
-        best = np.maximum(best, np.where(np.isinf(llr), 0.0, llr))
-    p = 1.0 / (1.0 + np.exp(-np.clip(best, -50, 50)))
-    return (p.reshape(work.roi.shape) * work.roi).astype(np.float32)
-
-
-def _is_mixture(median: np.ndarray, classes: list, weights: np.ndarray, limit: float) -> bool:
-    """True when ``median`` lies within ``limit`` RMS z of a known class or of a blend of two.
-
-    Voxels straddling two tissues (partial volume) have signals on the segment between
-    the two class medians; such a rim is not a new lesion tissue.
-    """
-    for a_index, a in enumerate(classes):
-        for b in classes[a_index:]:
-            d = b[0] - a[0]
-            denom = float(d @ d)
-            t = 0.0 if denom == 0 else float(np.clip((median - a[0]) @ d / denom, 0.0, 1.0))
-            spread = np.sqrt((a[1] ** 2 + b[1] ** 2) / 2.0)
-            z2 = float((((median - a[0] - t * d) / spread) ** 2 * weights).sum() / weights.sum())
-            if z2 <= limit * limit:
-                return True
-    return False
-
-
-def _rms(values: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(values))))
-
-
-def _unexplained(feats: np.ndarray, models: list, weights: np.ndarray, limit: float) -> np.ndarray:
-    """True where no class of ``models`` ((median, spread, ...) each) is within ``limit`` RMS z."""
-    ok = np.zeros(len(feats), dtype=bool)
-    for model in models:
-        z2 = (((feats - model[0]) / model[1]) ** 2 * weights).sum(axis=1) / weights.sum()
-        ok |= z2 <= limit * limit
-    return ~ok
-
-
-def _arrival(speed: np.ndarray, points: list[tuple[int, int, int]], crop: sitk.Image) -> np.ndarray:
-    image = sitk.GetImageFromArray(speed.astype(np.float32))
-    image.CopyInformation(crop)
-    times = sitk.FastMarching(image, trialPoints=[list(p) for p in points], stoppingValue=1e30)
-    return sitk.GetArrayFromImage(times)
-
-
-def _compete(
-    work: _Work, seeds: list[tuple[int, int, int]], weights: np.ndarray, params: RegionGrowingParameters
-) -> tuple[np.ndarray, np.ndarray]:
-    """Steps 3-8 of the module docstring; returns the boolean mask and the lesion median."""
-    roi = work.roi
-    sp = work.spacing_kji
-    padded = np.pad(roi, 1)
-    depth = ndimage.distance_transform_edt(padded, sampling=sp)[1:-1, 1:-1, 1:-1]
-    border = roi & (depth <= params.background_border_mm + 1e-6)
-    border[roi & (depth <= sp.min() + 1e-6)] = True  # at least one voxel layer
-    seed_mask = np.zeros(roi.shape, dtype=bool)
-    for i, j, k in seeds:
-        seed_mask[k, j, i] = True
-    border &= ~seed_mask
-    seed_dist = ndimage.distance_transform_edt(~seed_mask, sampling=sp)
-    allowed = roi & (seed_dist <= params.max_radius_mm)
-
-    floor = np.full(work.x.shape[0], params.min_spread, dtype=float)
-    feats_all = work.x.reshape(work.x.shape[0], -1).T
-    neighbourhood = np.zeros(roi.shape, dtype=bool)
-    for off in _ball_offsets(params.seed_radius_mm, sp):
-        for i, j, k in seeds:
-            kk, jj, ii = k + off[0], j + off[1], i + off[2]
-            if 0 <= kk < roi.shape[0] and 0 <= jj < roi.shape[1] and 0 <= ii < roi.shape[2]:
-                neighbourhood[kk, jj, ii] = True
-    neighbourhood &= roi
-    fg = _robust_stats(feats_all[neighbourhood.ravel()], floor)
-    bg_model = _background_model(feats_all[border.ravel()], floor, params)
-    edge = _edge_factor(work, weights, params.edge_weight)
-    bg_points = [(int(i), int(j), int(k)) for k, j, i in zip(*np.nonzero(border | (roi & ~allowed)), strict=False)]
-    fg_points = [tuple(s) for s in seeds]
-
-    lesion = [fg]
-    sp_min = float(sp.min())
-    for round_ in range(params.max_lesion_components):
-        p = _posterior(work, lesion, bg_model, weights, params.max_distance)
-        eps = 1e-3
-        speed_fg = np.where(allowed, (p + eps) * edge, 1e-6)
-        speed_bg = np.where(roi, (1.0 - p + eps) * edge, 1.0)
-        t_fg = _arrival(speed_fg, fg_points, work.crop)
-        t_bg = _arrival(speed_bg, bg_points, work.crop)
-        grown = allowed & (t_fg < t_bg)
-        grown |= seed_mask
-        mask = _clean(grown, seed_mask, work.crop, params) & allowed
-        if round_ + 1 >= params.max_lesion_components:
-            break
-        # A region enclosed by tissue that no background class explains was grown from a
-        # focus (necrosis, sclerosis) of a larger lesion: add that tissue as a lesion component.
-        rim_dist = ndimage.distance_transform_edt(~mask, sampling=sp)
-        rim = allowed & ~border & ~mask & (rim_dist <= params.rim_mm + 1e-6) & (rim_dist > sp_min + 1e-6)
-        rim_feats = feats_all[rim.ravel()]
-        if len(rim_feats) < 20:
-            break
-        novel = _unexplained(rim_feats, bg_model + lesion, weights, params.novelty_z)
-        if novel.sum() < max(20, params.novel_rim_fraction * len(rim_feats)):
-            break
-        component = _robust_stats(rim_feats[novel], floor)
-        if _is_mixture(component[0], lesion + bg_model, weights, params.novelty_z):
-            break  # the unexplained rim is a mixture of known tissues (partial volume), not lesion
-        typical = max(_rms(lesion[0][1]), float(np.median([_rms(m[1]) for m in bg_model])))
-        if _rms(component[1]) > 2.0 * typical:
-            break  # too diffuse to be one tissue: a leak into a mixture of structures
-        lesion.append(component)
-        logger.debug("region growing: lesion component %d added from %d rim voxels", len(lesion), int(novel.sum()))
-    return mask, lesion[0][0]
-
-
-def _clean(grown: np.ndarray, seed_mask: np.ndarray, crop: sitk.Image, params: RegionGrowingParameters) -> np.ndarray:
-    """Opening, seed-connected components, hole filling, closing."""
-    image = sitk.GetImageFromArray(grown.astype(np.uint8))
-    image.CopyInformation(crop)
-    opened = _binary_op(image, params.opening_mm, "open")
-    arr = sitk.GetArrayFromImage(opened).astype(bool) | seed_mask
-    labels, _ = ndimage.label(arr)
-    keep = np.unique(labels[seed_mask])
-    arr = np.isin(labels, keep[keep > 0])
-    if params.closing_mm > 0:
-        image = sitk.GetImageFromArray(arr.astype(np.uint8))
-        image.CopyInformation(crop)
-        arr = sitk.GetArrayFromImage(_binary_op(image, params.closing_mm, "close")).astype(bool)
-    if params.fill_holes:
-        arr = ndimage.binary_fill_holes(arr)
-        thin_axis = int(np.argmax(crop.GetSpacing()[::-1]))  # numpy axis of the thickest spacing
-        for index in range(arr.shape[thin_axis]):
-            slicer_ = [slice(None)] * 3
-            slicer_[thin_axis] = index
-            arr[tuple(slicer_)] = ndimage.binary_fill_holes(arr[tuple(slicer_)])
-    return arr

@@ -41,6 +41,14 @@ def parse_float_list(text: str, count: int, what: str) -> tuple[float, ...]:
 
 
 
+def parse_points(text: str, what: str) -> list[tuple[float, float, float]]:
+    """``"x,y,z"`` or ``"x,y,z;x,y,z"`` -> RAS points; the error names the argument."""
+    parts = [p for p in str(text).split(";") if p.strip()]
+    if not parts:
+        raise InputError(what, f"needs x,y,z (or x,y,z;x,y,z), got {text!r}")
+    return [parse_float_list(p, 3, what) for p in parts]  # type: ignore[misc]
+
+
 def seeds_from_markups(node: Any) -> list[Point]:
     """World RAS positions of the control points of a markups (fiducial) node."""
     if node is None or not node.IsA("vtkMRMLMarkupsNode"):
@@ -55,11 +63,15 @@ def seeds_from_markups(node: Any) -> list[Point]:
     return points
 
 
-def as_ras_points(seeds: Any, what: str = "seeds") -> list[Point]:
-    """Seeds given as a markups node, one RAS point or a list of RAS points."""
-    if seeds is None:
+def as_ras_points(seeds: Any, what: str = "seeds", allow_empty: bool = False) -> list[Point]:
+    """Points given as a markups node, one RAS point or a list of RAS points (``allow_empty``: None/[] -> [])."""
+    if seeds is None or (allow_empty and not hasattr(seeds, "IsA") and len(seeds) == 0):
+        if allow_empty:
+            return []
         raise InputError(what, "no seed point given")
     if hasattr(seeds, "IsA"):
+        if allow_empty and seeds.GetNumberOfControlPoints() == 0:
+            return []
         return seeds_from_markups(seeds)
     array = np.asarray(seeds, dtype=float)
     if array.ndim == 1:
@@ -139,20 +151,28 @@ class RoiBox:
             return None
         return lo, hi
 
-    def mask_like(self, image: sitk.Image) -> np.ndarray:
-        """Boolean (K, J, I) array: voxel centres of ``image`` inside the box."""
+    def depth_like(self, image: sitk.Image) -> np.ndarray:
+        """Float32 (K, J, I) array: mm from each voxel centre of ``image`` to the nearest box face (< 0 outside)."""
         size = image.GetSize()
         direction = np.reshape(image.GetDirection(), (3, 3))
-        # Box coordinates are affine in (i, j, k): sum three broadcast 1-D terms.
+        # Box coordinates are affine in (i, j, k): one broadcast sum of three 1-D terms per box axis.
         steps = (direction * np.asarray(image.GetSpacing())).T * RAS_TO_LPS @ self.axes_matrix  # row n: step of index n
         origin = (np.asarray(image.GetOrigin()) * RAS_TO_LPS - np.asarray(self.centre)) @ self.axes_matrix
-        local = (
-            origin
-            + np.arange(size[2])[:, None, None, None] * steps[2]
-            + np.arange(size[1])[None, :, None, None] * steps[1]
-            + np.arange(size[0])[None, None, :, None] * steps[0]
-        )
-        return np.all(np.abs(local) <= np.asarray(self.half_size) + 1e-6, axis=-1)
+        depth = None
+        for axis in range(3):
+            local = (
+                np.float32(origin[axis])
+                + (np.arange(size[2], dtype=np.float32) * np.float32(steps[2, axis]))[:, None, None]
+                + (np.arange(size[1], dtype=np.float32) * np.float32(steps[1, axis]))[None, :, None]
+                + (np.arange(size[0], dtype=np.float32) * np.float32(steps[0, axis]))[None, None, :]
+            )
+            gap = np.float32(self.half_size[axis]) - np.abs(local)
+            depth = gap if depth is None else np.minimum(depth, gap)
+        return depth
+
+    def mask_like(self, image: sitk.Image) -> np.ndarray:
+        """Boolean (K, J, I) array: voxel centres of ``image`` inside the box."""
+        return self.depth_like(image) >= -1e-4
 
 
 def as_roi(roi: Any) -> RoiBox | None:
