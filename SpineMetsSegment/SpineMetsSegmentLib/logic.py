@@ -233,8 +233,7 @@ class LesionSegmentationLogic:
         result = grow_region({}, seed_points, box, params, referenceSequence, background_ras=backgroundPoints, session=session)
         reference_node = nodes[result.reference_sequence]
         ids = self._addSegments(
-            result.mask, [segmentations.SegmentSpec(1, segmentName, tuple(color))], nodes.get(result.reference_sequence),
-            segmentationNode, replaceExisting,
+            result.mask, [segmentations.SegmentSpec(1, segmentName, tuple(color))], reference_node, segmentationNode, replaceExisting
         )
         node, sid = ids[1]
         return SegmentResult(node, sid, segmentations.segment_names(node)[sid], result.volume_ml, result.qc, result.warnings)
