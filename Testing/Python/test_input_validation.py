@@ -54,6 +54,23 @@ class ReaderIntegrityTest(unittest.TestCase):
         with self.assertRaisesRegex(CorruptFileError, "truncated"):
             dataio.read_image(bad)
 
+    def test_complete_gzip_is_accepted_from_its_trailer(self):
+        """A complete file is recognised from the gzip trailer (no second decompression); a cut one is not."""
+        from unittest import mock
+
+        from SpineMetsCore import dataio
+
+        for name in ("g.nii.gz", "h.nrrd"):
+            path = self.write(name)
+            with self.subTest(name=name), mock.patch.object(dataio.gzip, "GzipFile", wraps=dataio.gzip.GzipFile) as gz:
+                dataio.check_file_complete(path)
+                # NIfTI reads its header through gzip once; the voxel count itself never decompresses
+                self.assertLessEqual(gz.call_count, 1 if name.endswith(".nii.gz") else 0)
+            cut = self.truncated(path, keep=0.9)
+            with self.subTest(name="cut_" + name):
+                with self.assertRaises(dataio.CorruptFileError):
+                    dataio.check_file_complete(cut)
+
     def test_garbage_and_wrong_content(self):
         from SpineMetsCore import dataio
         from SpineMetsCore.errors import InputError
