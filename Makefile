@@ -1,6 +1,6 @@
 # SpineMets - headless set-up, tests and demo.
 #   make test   creates .venv, installs the pinned requirements, configures CMake, runs ctest
-#   make demo   same set-up, then runs the end-to-end demo on a synthetic phantom
+#   make demo   same set-up, then a phantom cohort through `spinemets run --config demo` (prints the report path)
 PYTHON ?= python3.11
 VENV   ?= .venv
 BUILD  ?= build

@@ -129,3 +129,38 @@ def _automatic_segmentation(logic: Any, case: Any, truth: sitk.Image, out_path: 
             "dice_vs_truth": round(compute_metrics(sitk.Cast(truth > 0, sitk.sitkUInt8), unet_mask).dice, 4),
         },
     }
+
+
+STUDY_DEMO_CASES = 24
+"""Cases of the study demo: enough for 3-fold nested CV of every class, small enough for ~2 minutes."""
+DEMO_SITES = {"lung": 1.0, "breast": 1.0, "kidney": 1.0}
+"""Primary sites of the demo's metastases (three, so each has enough cases for cross-validation)."""
+
+
+def run_study_demo(out_dir: str | os.PathLike[str], cases: int = STUDY_DEMO_CASES, seed: int = 0, workers: int = 2,
+                   overwrite: bool = False, progress: Any = None) -> Any:
+    """``make demo``: a phantom cohort with Slicer markups seeds, then ``spinemets run --config demo``.
+
+    The cohort goes to ``<out>/cohort`` (reused when it is already there with the same size and seed), the study
+    to ``<out>/study``; returns the pipeline's :class:`~SpineMetsApp.pipeline.runner.RunResult`.
+    """
+    from SpineMetsCore.errors import InputError
+
+    from .pipeline import run_pipeline
+    from .pipeline.democohort import write_demo_cohort
+
+    out = Path(out_dir)
+    cohort = out / "cohort"
+    manifest = cohort / "manifest.csv"
+    marker = cohort / "demo_cohort.json"
+    phantom = {"primary_bone_fraction": 0.4, "site_prevalence": DEMO_SITES}
+    wanted = {"cases": int(cases), "seed": int(seed), **phantom}
+    if manifest.is_file() and marker.is_file() and json.loads(marker.read_text(encoding="utf-8")) == wanted:
+        logger.info("reusing the demo cohort in %s", cohort)
+    else:
+        if cohort.exists() and any(cohort.iterdir()) and not overwrite:
+            raise InputError(str(cohort), "holds another cohort; use --overwrite or another --out")
+        logger.info("writing a %d-case phantom cohort to %s", cases, cohort)
+        manifest = write_demo_cohort(cohort, cases=cases, seed=seed, **phantom)
+        write_text_atomic(marker, json.dumps(wanted))
+    return run_pipeline(manifest, "demo", out / "study", workers=workers, overwrite=overwrite, progress=progress)

@@ -9,11 +9,14 @@ relative to the manifest's folder or absolute.
 from __future__ import annotations
 
 import csv
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError
+
+logger = logging.getLogger(__name__)
 
 KNOWN_SEQUENCES: tuple[str, ...] = ("T1", "T2", "STIR", "T1CE")
 PATH_COLUMNS: tuple[str, ...] = (*KNOWN_SEQUENCES, "mask", "anatomy")
@@ -40,7 +43,7 @@ def read_manifest(
     manifest = Path(path)
     if not manifest.is_file():
         raise InputError(str(manifest), "manifest does not exist")
-    base = manifest.parent
+    base = manifest.resolve().parent
     with manifest.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         columns = reader.fieldnames or []
@@ -52,6 +55,7 @@ def read_manifest(
         if missing:
             raise InputError(str(manifest), f"is missing column(s) {missing}")
         rows: list[CaseRow] = []
+        relative: list[str] = []
         seen: set[str] = set()
         problems: list[str] = []
         for line_no, raw in enumerate(reader, start=2):
@@ -68,7 +72,9 @@ def read_manifest(
                 if not value:
                     return None
                 p = Path(value)
-                p = p if p.is_absolute() else base / p
+                if not p.is_absolute():
+                    relative.append(col)
+                    p = base / p
                 if check_files and not p.exists():
                     problems.append(f"line {line_no} (case '{case_id}'), column '{col}': file {p} does not exist")
                 return p
@@ -85,4 +91,6 @@ def read_manifest(
             rows.append(CaseRow(case_id, {k: v for k, v in images.items() if v is not None}, mask, anatomy, values))
         if problems:
             raise InputError(str(manifest), "; ".join(problems[:20]) + (" ..." if len(problems) > 20 else ""))
+    if relative:
+        logger.info("%s: relative paths are resolved against the manifest's folder %s", manifest, base)
     return rows

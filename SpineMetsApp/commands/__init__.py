@@ -22,7 +22,8 @@ class Command(NamedTuple):
 
 COMMANDS: dict[str, Command] = {
     "phantom": Command("phantom", "write a synthetic multi-sequence spine MRI cohort + manifest.csv"),
-    "demo": Command("demo", "run the end-to-end demo on a synthetic phantom"),
+    "demo": Command("demo", "run the end-to-end demo: a phantom cohort through `spinemets run --config demo`"),
+    "run": Command("run", "run a whole study from a manifest: segment, features, train, evaluate, explain, report"),
     "segment": Command("segmentation", "segment a lesion (seeded region growing or a U-Net model package) into a .seg.nrrd"),
     "seg-metrics": Command(
         "segmentation", "Dice, Jaccard, HD95, mean surface distance and volume difference (or a reader study)"

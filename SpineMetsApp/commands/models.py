@@ -65,9 +65,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
             config = _training_config(args, "lr")
             _, table = train_all(frame, config, out=args.out, progress=update, source=args.features)
             summary: dict[str, Any] = {"out": str(args.out), "comparison": str(Path(args.out) / "comparison.csv"),
-                                       "ranking": list(table["classifier"]),
-                                       "models": {r["classifier"]: str(Path(args.out) / r["classifier"])
-                                                  for r in table.to_dict("records")}}
+                                       "ranking": list(table["model"]),
+                                       "models": {r["model"]: str(Path(args.out) / r["model"])
+                                                  for r in table.to_dict("records")},
+                                       "failed_models": table.attrs.get("failures", {})}
         else:
             config = _training_config(args, args.classifier)
             result = train_model(frame, config, progress=update, source=args.features)
@@ -80,7 +81,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     finally:
         close()
     print(json.dumps(summary, indent=2, default=str))
+    if summary.get("failed_models"):
+        print(f"spinemets train: {len(summary['failed_models'])} classifier(s) failed (see failed_models); "
+              "the others were trained", file=sys.stderr)
+        return 1
     return 0
+
+
+def _table_metadata(features: str | None) -> list[str]:
+    """Non-feature columns of a features table, from its provenance (``spinemets features`` / ``run`` write them)."""
+    from SpineMetsClassifierLib.models.training import non_feature_columns
+
+    return non_feature_columns(features) if features else []
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -103,8 +115,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         finally:
             close()
         source = args.manifest
-    table = predict_table(package, frame, topk=args.topk, ignore_extra=args.ignore_extra_columns or bool(args.manifest),
-                          strict_categories=args.strict_categories)
+    # A table with SpineMets provenance says which columns are not features; its other feature columns
+    # (those the model does not use) are ignored. Without provenance every extra column is an error.
+    known = _table_metadata(args.features)
+    table = predict_table(package, frame, topk=args.topk,
+                          ignore_extra=args.ignore_extra_columns or bool(args.manifest) or bool(known),
+                          allowed_extra=known, strict_categories=args.strict_categories)
     if package.synthetic:
         print("spinemets predict: warning: the model was trained on SYNTHETIC data; predictions are not "
               "clinically valid", file=sys.stderr)
@@ -137,8 +153,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
             # keep the requested cases in the explained subset
             others = frame[~ids.isin(cases)].sample(n=max(0, args.max_cases - len(cases)), random_state=args.seed)
             frame = frame.loc[sorted(set(frame[ids.isin(cases)].index) | set(others.index))]
+    known = _table_metadata(args.features)
     result = explain(package, frame, max_cases=None if cases else args.max_cases, seed=args.seed,
-                     ignore_extra=args.ignore_extra_columns)
+                     ignore_extra=args.ignore_extra_columns or bool(known), allowed_extra=known)
     written = write_explanations(result, args.out, package, cases=cases)
     print(json.dumps({"explainer": result.explainer, "output": result.output, "cases": len(result.case_ids),
                       "ranking": ranking(result)[:10], "files": {k: str(v) for k, v in written.items()}}, indent=2))

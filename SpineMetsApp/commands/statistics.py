@@ -131,16 +131,61 @@ def _warning_texts(args: argparse.Namespace) -> list[str]:
     return texts
 
 
+def long_to_wide(df: Any, model_column: str, id_column: str, truth: str, scores: list[str]) -> tuple[Any, list[str]]:
+    """A long predictions table (one row per case and model, as ``spinemets run`` and ``train --classifier all``
+    write it) as a wide one: one score column per model, rows paired by ``id_column``.
+
+    ``scores``: the probability column (``prob_<class>``) and, optionally, the two model names
+    (``--score prob_x --score modelA --score modelB``); without names the table must hold exactly two models.
+    """
+    for column in (model_column, id_column, truth):
+        if column not in df.columns:
+            raise StatsInputError(column, f"column not found (columns: {list(df.columns)})")
+    if len(scores) not in (1, 3):
+        raise StatsInputError("--score", "with --model-column give the probability column, optionally followed by "
+                              "two model names (--score prob_x [--score modelA --score modelB])")
+    column = scores[0]
+    if column not in df.columns:
+        raise StatsInputError(column, f"score column not found (columns: {list(df.columns)})")
+    models = list(dict.fromkeys(df[model_column]))
+    chosen = scores[1:] if len(scores) == 3 else models
+    if len(chosen) != 2:
+        raise StatsInputError(model_column, f"holds {len(models)} models {models[:10]}; name two: "
+                              f"--score {column} --score A --score B")
+    missing = [m for m in chosen if m not in models]
+    if missing:
+        raise StatsInputError(model_column, f"model(s) {missing} not found (models: {models[:20]})")
+    parts = []
+    for model in chosen:
+        part = df[df[model_column] == model]
+        if part[id_column].duplicated().any():
+            raise StatsInputError(id_column, f"duplicate ids for model {model!r}")
+        parts.append(part.set_index(id_column))
+    common = [i for i in parts[0].index if i in set(parts[1].index)]
+    if not common:
+        raise StatsInputError(id_column, f"models {chosen} share no case id")
+    a, b = parts[0].loc[common], parts[1].loc[common]
+    if not (a[truth].to_numpy() == b[truth].to_numpy()).all():
+        raise StatsInputError(truth, f"models {chosen} disagree on the truth of some ids")
+    import pandas as pd
+
+    wide = pd.DataFrame({id_column: common, truth: a[truth].to_numpy(), chosen[0]: a[column].to_numpy(),
+                         chosen[1]: b[column].to_numpy()})
+    return wide, list(chosen)
+
+
 # --------------------------------------------------------------------------- handlers
 @_run
 def _cmd_delong(args: argparse.Namespace) -> int:
     """DeLong test of two ROC curves (pROC roc.test conventions)."""
-    if len(args.score) != 2:
+    if len(args.score) != 2 and not args.model_column:
         raise StatsInputError("--score", f"give exactly two --score columns, got {len(args.score)}")
+    df = read_table(args.csv)
+    if args.model_column:
+        df, args.score = long_to_wide(df, args.model_column, args.id_column, args.truth, args.score)
     a_name, b_name = args.score
     if a_name == b_name:
         raise StatsInputError("--score", "the two --score columns must differ")
-    df = read_table(args.csv)
     labels = label_column(df, args.truth)
     a = numeric_column(df, a_name)
     b = numeric_column(df, b_name)
@@ -320,6 +365,11 @@ def register(subparsers: Any) -> None:
                    help="pROC direction; auto = '<' if median(controls) <= median(cases), per curve")
     p.add_argument("--conf-level", type=_level, default=0.95)
     p.add_argument("--dropna", action="store_true", help="drop rows with a missing truth or score")
+    p.add_argument("--model-column", default=None,
+                   help="long format (one row per case and model, e.g. spinemets run's predictions.csv): the column "
+                        "naming the model; then --score is the probability column, optionally followed by two model "
+                        "names, and rows are paired by --id-column")
+    p.add_argument("--id-column", default="case_id", help="case id column pairing the models (long format)")
 
     p = _leaf(sub, "bootstrap", _cmd_bootstrap, "stratified bootstrap CI of a binary metric")
     p.add_argument("--csv", required=True)

@@ -71,7 +71,7 @@ class CliTest(unittest.TestCase):
         from SpineMetsCore.segmentations import segment_names, segmentation_to_labelmap
         from SpineMetsCore.volumes import Geometry, volume_to_sitk
 
-        code, out, _ = run_cli("demo", "--out", str(self.dir / "demo"), "--cases", "3", "--seed", "0")
+        code, out, _ = run_cli("demo", "--single-case", "--out", str(self.dir / "demo"), "--cases", "3", "--seed", "0")
         self.assertEqual(code, 0)
         summary = json.loads(out)
         self.assertTrue(summary["synthetic_data"])

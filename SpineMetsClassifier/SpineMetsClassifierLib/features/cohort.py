@@ -322,6 +322,7 @@ def extract_cohort(
         cached=len(cached),
         failed=failed,
         naming=NAMING,
+        non_feature_columns=["case_id", "error", *sorted(passthrough, key=list(frame.columns).index)],
     )
     return CohortResult(frame=frame, computed=computed, cached=cached, failed=failed, provenance=prov)
 

@@ -195,11 +195,12 @@ def explain(
     seed: int = 0,
     ignore_extra: bool = False,
     background_max: int = 50,
+    allowed_extra: Sequence[str] = (),
 ) -> ShapResult:
     """SHAP values of the rows of ``frame`` (at most ``max_cases``, a seeded random subset)."""
     if max_cases is not None and len(frame) > max_cases:
         frame = frame.sample(n=max_cases, random_state=seed).sort_index()
-    X = model_input(package, frame, ignore_extra=ignore_extra)
+    X = model_input(package, frame, ignore_extra=ignore_extra, allowed_extra=allowed_extra)
     shap = import_shap()
     kind = explainer_kind(package)
     with limited_threads():

@@ -109,14 +109,21 @@ def _matches(term: str, column: str) -> bool:
     return column == term
 
 
-def select_features(spec: str | Sequence[str], columns: Iterable[str], exclude: Iterable[str] = ()) -> list[str]:
+def select_features(spec: str | Sequence[str], columns: Iterable[str], exclude: Iterable[str] = (),
+                    metadata: Iterable[str] = ()) -> list[str]:
     """Columns chosen by ``spec`` (a string or a list of terms), in table order, minus ``exclude``.
 
-    Every term must match at least one column, so a typo in a column name or a
-    radiomics table without the expected prefix is reported, not skipped.
+    ``metadata``: the table's non-feature columns (ids, labels, paths, manifest metadata, as its
+    provenance lists them): ``all`` never selects them; a term that names them (``age``, ``edf``,
+    ``clinical``, a pattern) does. Every term must match at least one column, so a typo in a
+    column name or a radiomics table without the expected prefix is reported, not skipped.
     """
     terms = split_terms(spec) if isinstance(spec, str) else [t for s in spec for t in split_terms(s)]
     excluded = set(exclude)
+    meta = set(metadata) - excluded
+    if meta:
+        named = {c for t in terms if not t.startswith("-") and t.lower() != "all" for c in meta if _matches(t, c)}
+        excluded |= meta - named
     candidates = [str(c) for c in columns if str(c) not in excluded]
     chosen: set[str] = set()
     removed: set[str] = set()

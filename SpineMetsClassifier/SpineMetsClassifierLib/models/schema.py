@@ -174,11 +174,14 @@ class FeatureSchema:
         extra = [str(c) for c in frame.columns if c not in set(self.names) and c not in allowed]
         problems = []
         if missing:
-            problems.append(f"missing column(s) {missing}")
+            problems.append(f"missing column(s) {missing[:20]}" + (f" ... ({len(missing)} in all)" if len(missing) > 20 else ""))
         if extra and not ignore_extra:
-            problems.append(f"unexpected column(s) {extra} (drop them or allow extra columns)")
+            shown = str(extra[:10]) + (f" ... ({len(extra)} in all)" if len(extra) > 10 else "")
+            problems.append(f"unexpected column(s) {shown}: not features of this model (drop them, give the table's "
+                            "provenance file that lists its non-feature columns, or pass --ignore-extra-columns)")
         if problems:
-            raise FeatureMismatchError(what, "; ".join(problems) + f"; the model expects {self.names}")
+            expects = str(self.names[:15]) + (f" ... ({len(self.names)} in all)" if len(self.names) > 15 else "")
+            raise FeatureMismatchError(what, "; ".join(problems) + f"; the model expects {expects}")
         out: dict[str, Any] = {}
         type_errors = []
         for spec in self.features:

@@ -35,7 +35,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import get_scorer
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
 
-from SpineMetsCore.errors import InputError
+from SpineMetsCore.errors import InputError, SpineMetsError
 from SpineMetsCore.fileio import sha256_file
 from SpineMetsCore.stats import StatsInputError, classification_metrics, delong_roc_test, json_safe
 from SpineMetsCore.tables import provenance, write_table_csv
@@ -61,6 +61,10 @@ from .schema import FeatureSchema
 logger = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("cv", "random", "column")
+DEFAULT_KNN_NEIGHBOURS = 15
+"""``make_classifier``'s k-NN ``n_neighbors`` (used when a grid does not tune it)."""
+DEFAULT_SVM_CALIBRATION_FOLDS = 3
+"""``make_classifier``'s internal Platt-scaling CV folds of the SVM."""
 DEFAULT_SCORING = "neg_log_loss"
 INTENDED_USE = ("Research use only. Not a medical device; not validated for clinical decisions. "
                 "Performance figures are those of the training data described here.")
@@ -98,6 +102,8 @@ class TrainConfig:
     threads: int | None = None
     synthetic_training_data: bool | None = None
     """``None``: detected from the table (a ``phantom_version`` column marks phantom data)."""
+    metadata_columns: tuple[str, ...] | None = None
+    """Non-feature columns (``all`` never uses them); ``None``: ``non_feature_columns`` of the table's provenance."""
 
 
 @dataclass
@@ -204,11 +210,43 @@ def holdout_mask(frame: pd.DataFrame, y: np.ndarray, config: TrainConfig) -> tup
 
 
 # ----------------------------------------------------------------------------- fitting
-def _search(schema: FeatureSchema, config: TrainConfig, classifier: str, seed_offset: int = 0) -> Any:
+def adapt_grid(grid: Mapping[str, list[Any]], classifier: str, n_fit: int, min_class_fit: int) -> dict[str, list[Any]]:
+    """The grid without settings a cohort this small cannot fit.
+
+    ``n_fit`` / ``min_class_fit``: rows / rows of the smallest class in the smallest training set the
+    estimator will see. k-NN never gets more neighbours than ``n_fit``; the SVM's internal Platt-scaling
+    CV never more folds than ``min_class_fit``.
+    """
+    adapted = {k: list(v) for k, v in grid.items()}
+    if classifier == "knn":
+        limit = max(1, int(n_fit))
+        values = adapted.get("clf__n_neighbors", [DEFAULT_KNN_NEIGHBOURS])
+        kept = [v for v in values if v <= limit] or [min(limit, min(values))]
+        if kept != values:
+            logger.info("knn: n_neighbors %s trimmed to %s (smallest training set: %d cases)", values, kept, limit)
+            adapted["clf__n_neighbors"] = kept
+    if classifier == "svm" and min_class_fit < DEFAULT_SVM_CALIBRATION_FOLDS:
+        adapted["clf__cv"] = [max(2, int(min_class_fit))]
+        logger.info("svm: Platt scaling with %d internal folds (smallest class: %d cases)", adapted["clf__cv"][0],
+                    min_class_fit)
+    return adapted
+
+
+def _search(schema: FeatureSchema, config: TrainConfig, classifier: str, seed_offset: int = 0,
+            y: np.ndarray | None = None) -> Any:
     pipeline = build_pipeline(schema, classifier, config.selection, config.seed, config.class_weight)
     grid = param_grid(classifier, config.grid)
+    searched = bool(grid)
+    if y is not None:
+        # A search fits on the inner folds' training parts: n - ceil(n / inner_folds) rows.
+        n, smallest = len(y), int(np.unique(y, return_counts=True)[1].min())
+        if searched:
+            n, smallest = n - -(-n // config.inner_folds), smallest - -(-smallest // config.inner_folds)
+        grid = adapt_grid(grid, classifier, n, smallest)
     if not grid:
         return pipeline
+    if not searched:
+        return pipeline.set_params(**{k: v[0] for k, v in grid.items()})
     inner = StratifiedKFold(config.inner_folds, shuffle=True, random_state=config.seed + seed_offset)
     return GridSearchCV(pipeline, grid, scoring=config.scoring, cv=inner, refit=True, n_jobs=1, error_score="raise")
 
@@ -256,7 +294,8 @@ def nested_cv(
     chosen: list[dict[str, Any]] = []
     rows = []
     for k, (tr, te) in enumerate(outer.split(np.zeros(len(y)), y)):
-        model, best, _ = _fit(_search(schema, config, classifier, seed_offset=k + 1), X.iloc[tr], y[tr], config, classifier)
+        model, best, _ = _fit(_search(schema, config, classifier, seed_offset=k + 1, y=y[tr]), X.iloc[tr], y[tr],
+                              config, classifier)
         proba[te] = _aligned_proba(model, X.iloc[te], classes)
         fold_of[te] = k
         chosen.append(best)
@@ -300,6 +339,19 @@ def feature_provenance(source: str | Path | None) -> dict[str, Any] | None:
     return {k: data[k] for k in FEATURE_PROVENANCE_KEYS if k in data} if isinstance(data, dict) else None
 
 
+def non_feature_columns(source: str | Path | None) -> list[str]:
+    """Columns a features table's provenance (``<stem>.provenance.json``) declares as not features."""
+    if source is None:
+        return []
+    prov = Path(source).with_name(Path(source).stem + ".provenance.json")
+    try:
+        data = json.loads(prov.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return []
+    columns = data.get("non_feature_columns") if isinstance(data, dict) else None
+    return [str(c) for c in columns] if isinstance(columns, list) else []
+
+
 def _file_sha256(path: str | Path | None) -> str | None:
     if path is None or not Path(path).is_file():
         return None
@@ -324,7 +376,10 @@ def train_model(
     exclude = {config.label, config.id_column, "case_id"}
     if config.split == "column" and config.split_column:
         exclude.add(config.split_column)
-    features = select_features(config.feature_set, frame.columns, exclude=exclude)
+    metadata = config.metadata_columns
+    if metadata is None:
+        metadata = tuple(non_feature_columns(source))
+    features = select_features(config.feature_set, frame.columns, exclude=exclude, metadata=metadata)
     is_test, split_info = holdout_mask(frame, y_all, config)
     dev = frame.loc[~is_test]
     y = y_all[~is_test]
@@ -347,7 +402,7 @@ def train_model(
     total = config.cv_folds + 1
     with limited_threads(config.threads):
         oof, fold_of, _, fold_metrics = nested_cv(X, y, schema, config, classifier, classes, progress, 0, total)
-        pipeline, best, inner_score = _fit(_search(schema, config, classifier), X, y, config, classifier)
+        pipeline, best, inner_score = _fit(_search(schema, config, classifier, y=y), X, y, config, classifier)
         if progress is not None:
             progress(total, total)
         test_pred = test_metrics = None
@@ -481,6 +536,7 @@ def train_all(
     column, for ``spinemets stats evaluate --model-column model``).
     """
     results: dict[str, TrainResult] = {}
+    failures: dict[str, str] = {}
     per_model = config.cv_folds + 1
     total = per_model * len(classifiers)
     for i, name in enumerate(classifiers):
@@ -488,14 +544,23 @@ def train_all(
             if progress is not None:
                 progress(offset + done, total)
 
-        results[name] = train_model(frame, replace(config, classifier=name), sub_progress, source)
+        try:
+            result = train_model(frame, replace(config, classifier=name), sub_progress, source)
+        except (SpineMetsError, ValueError) as exc:  # one classifier that cannot fit does not stop the others
+            logger.warning("classifier %s failed: %s", name, exc)
+            failures[name] = str(exc)
+            continue
+        results[name] = result
         if out is not None:
-            save_training(results[name], Path(out) / name)
+            save_training(result, Path(out) / name)  # atomic: a failure never leaves a partial package
+    if not results:
+        raise InputError("--classifier all", "every classifier failed: " + "; ".join(f"{k}: {v}" for k, v in failures.items()))
     table = comparison_table(results, config)
+    table.attrs["failures"] = failures
     if out is not None:
         out = Path(out)
         prov = provenance(operation="train --classifier all", label=config.label, feature_set=config.feature_set,
-                          seed=config.seed, source=None if source is None else str(source),
+                          seed=config.seed, source=None if source is None else str(source), failed_models=failures,
                           synthetic_training_data=next(iter(results.values())).card["synthetic_training_data"])
         write_table_csv(table, out / "comparison.csv", prov)
         tests = [r.test_predictions.assign(model=name) for name, r in results.items() if r.test_predictions is not None]
@@ -511,7 +576,7 @@ def comparison_table(results: Mapping[str, TrainResult], config: TrainConfig) ->
     rows = []
     n_classes = len(next(iter(results.values())).card["classes"])
     for name, r in results.items():
-        row: dict[str, Any] = {"classifier": name, "description": CLASSIFIER_NAMES[name]}
+        row: dict[str, Any] = {"model": name, "description": CLASSIFIER_NAMES[name]}
         row.update({f"cv_{k}": v for k, v in key_metrics(r.cv_metrics, n_classes).items()})
         row.update({f"test_{k}": v for k, v in key_metrics(r.test_metrics, n_classes).items()})
         row["best_params"] = json.dumps(r.card["classifier"]["best_params"], sort_keys=True)
@@ -522,19 +587,19 @@ def comparison_table(results: Mapping[str, TrainResult], config: TrainConfig) ->
     table["rank"] = table[primary].rank(ascending=False, method="min").astype(int)
     if n_classes == 2 and all(r.test_predictions is not None for r in results.values()):
         _delong_vs_best(table, results, config)
-    return table.sort_values(["rank", "classifier"]).reset_index(drop=True)
+    return table.sort_values(["rank", "model"]).reset_index(drop=True)
 
 
 def _delong_vs_best(table: pd.DataFrame, results: Mapping[str, TrainResult], config: TrainConfig) -> None:
     """Paired DeLong p-value of each model's test AUC against the CV-best model (statistics package)."""
-    best = str(table.loc[table["rank"].idxmin(), "classifier"])
+    best = str(table.loc[table["rank"].idxmin(), "model"])
     card = results[best].card
     positive = card["task"]["positive_class"]
     ref = results[best].test_predictions
     truth = ref[config.label].to_numpy()
     col = f"prob_{positive}"
     pvalues = []
-    for name in table["classifier"]:
+    for name in table["model"]:
         if name == best:
             pvalues.append(np.nan)
             continue

@@ -152,13 +152,13 @@ class AllClassifiersTest(unittest.TestCase):
                              cv_folds=3, inner_folds=2, grid="none", seed=2)
         with tempfile.TemporaryDirectory() as tmp:
             results, table = train_all(frame, config, out=tmp)
-            self.assertEqual(sorted(table["classifier"]), sorted(CLASSIFIERS))
+            self.assertEqual(sorted(table["model"]), sorted(CLASSIFIERS))
             self.assertEqual(len(table), 7)
             self.assertEqual(sorted(table["rank"])[0], 1)
             self.assertTrue((table["cv_auc"].diff().dropna() <= 1e-12).all())  # sorted by CV AUC
             # observed CV AUCs 0.88 (gb) .. 0.63 (Gaussian NB on one-hot EDF); lr 0.87
             self.assertGreaterEqual(table["cv_auc"].max(), 0.80)
-            self.assertGreaterEqual(float(table.loc[table["classifier"] == "lr", "cv_auc"].iloc[0]), 0.78)
+            self.assertGreaterEqual(float(table.loc[table["model"] == "lr", "cv_auc"].iloc[0]), 0.78)
             for value in table["cv_auc"]:
                 self.assertGreater(value, 0.55)
             self.assertIn("test_delong_p_vs_best", table.columns)
