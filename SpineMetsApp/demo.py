@@ -21,7 +21,7 @@ import SimpleITK as sitk
 
 from SpineMetsCore.fileio import write_text_atomic
 from SpineMetsCore.manifest import read_manifest
-from SpineMetsCore.volumes import Geometry
+from SpineMetsCore.volumes import Geometry, lps_to_ras, voxel_volume_ml
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def run_demo(out_dir: str | os.PathLike[str], cases: int = 3, seed: int = 0) -> 
         summary["segmentation"] = str(seg_path)
         volumes_ml = logic.segmentVolumesMl(case.segmentation, reference)
         mask = sitk.ReadImage(str(row.mask))
-        voxel_ml = float(np.prod(mask.GetSpacing())) / 1000.0
+        voxel_ml = voxel_volume_ml(mask)
         truth = {int(v): float((sitk.GetArrayViewFromImage(mask) == v).sum()) * voxel_ml
                  for v in np.unique(sitk.GetArrayViewFromImage(mask)) if v}
         for label, sid in case.segment_ids.items():
@@ -100,11 +100,11 @@ def _automatic_segmentation(logic: Any, case: Any, truth: sitk.Image, out_path: 
     depth = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(lesion, insideIsPositive=True, useImageSpacing=True))
     k, j, i = np.unravel_index(int(np.argmax(np.where(sitk.GetArrayViewFromImage(lesion) > 0, depth, -np.inf))), depth.shape)
     lps = np.array(truth.TransformIndexToPhysicalPoint((int(i), int(j), int(k))))
-    seed_ras = tuple(float(v) for v in lps * [-1, -1, 1])
+    seed_ras = tuple(float(v) for v in lps_to_ras(lps))
     idx = np.argwhere(sitk.GetArrayViewFromImage(lesion) > 0)
     corners = np.array([truth.TransformIndexToPhysicalPoint((int(c[2]), int(c[1]), int(c[0]))) for c in idx])
     lo, hi = corners.min(axis=0) - 10.0, corners.max(axis=0) + 10.0
-    ras_lo, ras_hi = lo * [-1, -1, 1], hi * [-1, -1, 1]
+    ras_lo, ras_hi = lps_to_ras(lo), lps_to_ras(hi)
     roi = tuple(float(v) for v in (*np.minimum(ras_lo, ras_hi), *np.maximum(ras_lo, ras_hi)))
 
     grown = logic.segmentRegionGrowing(case.volumes, [seed_ras], roi, segmentName="Region growing")

@@ -80,7 +80,7 @@ class SpineMetsClassifierParameterNode:
     featuresTable: vtkMRMLTableNode
     workers: Annotated[int, WithinRange(1, 64), Default(1)]
 
-    # Expert-derived features (schema: Resources/EDF/edf_schema.yaml); '' / -1 = not recorded
+    # Expert-derived features (schema: SpineMetsCore/Resources/edf_schema.json); '' / -1 = not recorded
     edfAge: Annotated[int, WithinRange(-1, 120), Default(-1)]
     edfSex: Annotated[str, Choice(_edfChoices('sex'))]
     edfRegion: Annotated[str, Choice(_edfChoices('region'))]

@@ -76,6 +76,39 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
             shutil.rmtree(tmp)
 
 
+@contextlib.contextmanager
+def atomic_merge_dir(target: str | os.PathLike[str], last: tuple[str, ...] = ()) -> Iterator[Path]:
+    """Yield a staging directory whose files are published into ``target`` when the block succeeds.
+
+    Unlike :func:`atomic_dir` (which replaces the whole folder), an existing ``target`` keeps
+    files the new run does not produce: each staged file is moved in with ``os.replace``
+    (atomic per file), the names in ``last`` (relative paths, e.g. ``metrics.json``) after all
+    others, so a reader that sees the new marker file sees complete outputs. A missing or empty
+    ``target`` is replaced by the staging directory in one rename. On error nothing is published.
+    """
+    out = Path(target)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp creates 0700; publish with normal permissions
+    try:
+        yield staging
+        if out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        if not out.exists():
+            os.replace(staging, out)
+            return
+        order = {Path(name): i for i, name in enumerate(last)}
+        files = sorted((p for p in staging.rglob("*") if p.is_file()),
+                       key=lambda p: (order.get(p.relative_to(staging), -1), str(p)))
+        for f in files:
+            destination = out / f.relative_to(staging)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(f, destination)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
 def write_text_atomic(target: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` to ``target`` atomically (UTF-8) and return the path."""
     with atomic_path(target) as tmp:

@@ -14,11 +14,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .conventions import SEQUENCES
 from .errors import InputError
 
 logger = logging.getLogger(__name__)
 
-KNOWN_SEQUENCES: tuple[str, ...] = ("T1", "T2", "STIR", "T1CE")
+KNOWN_SEQUENCES: tuple[str, ...] = SEQUENCES
+"""Sequence columns of a manifest: the project's conventions."""
 PATH_COLUMNS: tuple[str, ...] = (*KNOWN_SEQUENCES, "mask", "anatomy")
 
 

@@ -13,8 +13,10 @@ application logic while the scene lives crashes VTK.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,6 +176,39 @@ def remove_node_tree(node: Any) -> None:
     for dependent in dependents:
         if dependent.GetScene() is scene:
             scene.RemoveNode(dependent)
+
+
+class TemporaryNodes:
+    """Nodes that :func:`temporary_nodes` removes (with their display and storage nodes)."""
+
+    def __init__(self) -> None:
+        self.nodes: list[Any] = []
+
+    def add(self, node: Any) -> Any:
+        """Register ``node`` for removal and return it (``seg = temp.add(read_segmentation(p))``)."""
+        if node is not None:
+            self.nodes.append(node)
+        return node
+
+    def keep(self, node: Any) -> Any:
+        """Take ``node`` back out of the removal list (it became a result) and return it."""
+        self.nodes = [n for n in self.nodes if n is not node]
+        return node
+
+
+@contextlib.contextmanager
+def temporary_nodes() -> Iterator[TemporaryNodes]:
+    """Remove the nodes registered in the block when it ends, on success and on error.
+
+    Each node goes with its display, storage and private colour-table nodes
+    (:func:`remove_node_tree`), so a 500-case batch leaves the scene as it found it.
+    """
+    temp = TemporaryNodes()
+    try:
+        yield temp
+    finally:
+        for node in reversed(temp.nodes):
+            remove_node_tree(node)
 
 
 def _nodes_referencing(scene: Any, target: Any) -> list[Any]:

@@ -17,7 +17,7 @@ import SimpleITK as sitk
 
 from .errors import GeometryError, InputError
 from .runtime import get_scene, remove_node_tree
-from .volumes import Geometry, sitk_to_volume, volume_to_sitk
+from .volumes import Geometry, sitk_to_volume, volume_to_sitk, voxel_volume_ml
 
 # Colours for segments that do not name one (Slicer's GenericAnatomyColors-like).
 DEFAULT_COLORS: tuple[tuple[float, float, float], ...] = (
@@ -227,8 +227,7 @@ def segment_to_mask(seg_node: Any, segment_id: str, reference: Any | sitk.Image)
 def segment_volume_ml(seg_node: Any, segment_id: str, reference: Any | sitk.Image) -> float:
     """Segment volume in millilitres measured on the reference grid."""
     mask = segment_to_mask(seg_node, segment_id, reference)
-    voxel_ml = float(np.prod(mask.GetSpacing())) / 1000.0
-    return float(sitk.GetArrayViewFromImage(mask).sum()) * voxel_ml
+    return float(sitk.GetArrayViewFromImage(mask).sum()) * voxel_volume_ml(mask)
 
 
 def create_closed_surfaces(seg_node: Any) -> dict[str, Any]:

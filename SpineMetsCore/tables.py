@@ -24,7 +24,8 @@ from .fileio import atomic_path, write_text_atomic
 from .runtime import get_scene
 
 PROVENANCE_ATTRIBUTE = "SpineMets.Provenance"
-_LIBRARIES = ("spinemets", "numpy", "SimpleITK", "slicer-core", "pandas", "scikit-learn", "pyradiomics-bhklab", "torch", "monai", "shap")
+_LIBRARIES = ("spinemets", "numpy", "scipy", "SimpleITK", "slicer-core", "pandas", "scikit-learn", "skops", "pyradiomics-bhklab",
+              "torch", "monai", "safetensors", "shap")
 
 
 def library_versions() -> dict[str, str]:

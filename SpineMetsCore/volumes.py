@@ -21,6 +21,8 @@ from .errors import GeometryError, InputError
 from .runtime import get_scene
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
+RAS_LPS_FLIP = np.array([-1.0, -1.0, 1.0])
+"""Per-axis sign change between RAS and LPS points (the same both ways); use ras_to_lps/lps_to_ras."""
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,29 @@ def ras_to_ijk(node_or_geometry: Any, ras: tuple[float, float, float]) -> np.nda
     geometry = node_or_geometry if isinstance(node_or_geometry, Geometry) else node_geometry(node_or_geometry)
     inv = np.linalg.inv(geometry.ijk_to_ras())
     return (inv @ np.array([*ras, 1.0]))[:3]
+
+
+def ras_to_lps(points: Any) -> np.ndarray:
+    """RAS (Slicer's world) -> LPS (ITK's physical space): x and y change sign. Any (..., 3) array."""
+    return np.asarray(points, dtype=float)[..., :3] * RAS_LPS_FLIP
+
+
+def lps_to_ras(points: Any) -> np.ndarray:
+    """LPS (ITK's physical space) -> RAS (Slicer's world): x and y change sign. Any (..., 3) array."""
+    return np.asarray(points, dtype=float)[..., :3] * RAS_LPS_FLIP
+
+
+def voxel_volume_ml(image_or_spacing: sitk.Image | Any) -> float:
+    """Volume of one voxel in millilitres (spacing in mm), from an image or a spacing triple."""
+    spacing = image_or_spacing.GetSpacing() if isinstance(image_or_spacing, sitk.Image) else image_or_spacing
+    return float(np.prod(np.asarray(spacing, dtype=float))) / 1000.0
+
+
+def resample_to(image: sitk.Image, reference: sitk.Image, labelmap: bool = False, name: str = "image") -> sitk.Image:
+    """``image`` on ``reference``'s grid: unchanged when already there, else :func:`resample_like`."""
+    if Geometry.from_image(image).same_grid(Geometry.from_image(reference)):
+        return image
+    return resample_like(image, reference, labelmap=labelmap, name=name)
 
 
 def resample_like(image: sitk.Image, reference: sitk.Image, labelmap: bool = False, name: str = "image") -> sitk.Image:

@@ -20,7 +20,9 @@ and LPS convention), :mod:`.plan` (all random choices of a case, record-only pat
 :mod:`.case` (image formation), :mod:`.cohort` (files and manifest).
 """
 
-from .anatomy import ANATOMY_LABELS, BACKGROUND, CANAL, DISC, MUSCLE, NORMAL_MARROW, POSTERIOR_ELEMENTS, VERTEBRAL_BODY
+from SpineMetsCore.conventions import ANATOMY_LABELS, EDF_ITEMS, SEQUENCES, SIGNAL_THRESHOLDS, signal_class
+
+from .anatomy import BACKGROUND, CANAL, DISC, MUSCLE, NORMAL_MARROW, POSTERIOR_ELEMENTS, VERTEBRAL_BODY
 from .case import LesionInfo, PhantomCase, generate_case
 from .cohort import FORMATS, MANIFEST_COLUMNS, case_seed, sample_records, write_case, write_cohort
 from .config import CENTRES, PhantomConfig
@@ -30,16 +32,12 @@ from .signal_rules import (
     ALL_SITES,
     CATEGORICAL_EDF,
     DERIVED_EDF,
-    EDF_ITEMS,
     INFORMATIVE_EDF,
     INFORMATIVE_FOR_TUMOUR_CLASS,
     NOISE_EDF,
     PRIMARY_BONE,
-    SEQUENCES,
-    SIGNAL_THRESHOLDS,
     SITE_PREVALENCE,
     SITES,
-    signal_class,
 )
 
 __all__ = [

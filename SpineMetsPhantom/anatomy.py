@@ -30,7 +30,7 @@ other soft tissue   0.45   0.42   0.40   0.30
 
 At 3 T relative T1 signal is raised to the power 0.85 (flatter T1 contrast); centre
 settings (:data:`.config.CENTRES`) change STIR fat residual, T2 fluid brightness and T1
-contrast a little. Labels of the anatomy map are :data:`ANATOMY_LABELS`.
+contrast a little. Labels of the anatomy map are :data:`SpineMetsCore.conventions.ANATOMY_LABELS`.
 """
 
 from __future__ import annotations
@@ -40,20 +40,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from SpineMetsCore.conventions import ANATOMY_LABEL_VALUES
+
 from .config import CentreSettings
 from .geometry import Grid, box_sdf, ellipsoid_sdf, soft_fractions, superellipse_sdf
 from .noise import SmoothField
 
-BACKGROUND, VERTEBRAL_BODY, NORMAL_MARROW, DISC, CANAL, POSTERIOR_ELEMENTS, MUSCLE = range(7)
-ANATOMY_LABELS: dict[int, str] = {
-    BACKGROUND: "background",
-    VERTEBRAL_BODY: "vertebral_body",  # body voxels that are not normal marrow (cortex, lesion, near lesion)
-    NORMAL_MARROW: "normal_marrow",  # full-volume marrow >= 3 mm from any lesion, unfractured bodies
-    DISC: "disc",
-    CANAL: "canal_cord",  # bony canal: epidural fat, thecal sac, cord/roots
-    POSTERIOR_ELEMENTS: "posterior_elements",
-    MUSCLE: "muscle",
-}
+# Label values of the anatomy map: the project's conventions (SpineMetsCore/Resources/conventions.json).
+_LABEL = ANATOMY_LABEL_VALUES
+BACKGROUND = 0
+VERTEBRAL_BODY = _LABEL["vertebral_body"]  # body voxels that are not normal marrow (cortex, lesion, near lesion)
+NORMAL_MARROW = _LABEL["normal_marrow"]  # full-volume marrow >= 3 mm from any lesion, unfractured bodies
+DISC = _LABEL["disc"]
+CANAL = _LABEL["canal_cord"]  # bony canal: epidural fat, thecal sac, cord/roots
+POSTERIOR_ELEMENTS = _LABEL["posterior_elements"]
+MUSCLE = _LABEL["muscle"]
 NORMAL_MARROW_MARGIN_MM = 3.0
 
 LEVELS: tuple[str, ...] = (

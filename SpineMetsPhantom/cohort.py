@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import logging
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ import SimpleITK as sitk
 
 from SpineMetsCore.errors import InputError
 from SpineMetsCore.fileio import atomic_path
+from SpineMetsCore.progress import ProgressCallback
 
 from .case import PhantomCase, generate_case
 from .config import PhantomConfig
@@ -88,7 +88,7 @@ def write_cohort(
     seed: int,
     config: PhantomConfig | None = None,
     fmt: str = "nii.gz",
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> Path:
     """Generate and write ``n_cases`` cases and ``manifest.csv``; return the manifest path."""
     _check_count(n_cases)

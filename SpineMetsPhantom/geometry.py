@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
+from SpineMetsCore.volumes import voxel_volume_ml
+
 SAGITTAL_DIRECTION: tuple[float, ...] = (
     0.0, 0.0, -1.0,
     1.0, 0.0, 0.0,
@@ -73,7 +75,7 @@ class Grid:
 
     @property
     def voxel_volume_ml(self) -> float:
-        return float(np.prod(self.spacing)) / 1000.0
+        return voxel_volume_ml(self.spacing)
 
     def axes_mm(self, start: Sequence[int] = (0, 0, 0), stop: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Broadcastable image-mm voxel centres ``u (1,1,nx)``, ``v (1,ny,1)``, ``w (nz,1,1)``.

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from SpineMetsCore.conventions import EDF_ITEMS
 from SpineMetsCore.errors import InputError
 
 from .anatomy import SpinePlan, plan_spine
@@ -23,7 +24,6 @@ from .config import CENTRES, PhantomConfig
 from .lesions import LesionPlan, plan_lesion_shape
 from .signal_rules import (
     ALL_SITES,
-    EDF_ITEMS,
     LESION_DIAMETER_MM,
     NONE,
     P_FRACTURE,
@@ -49,6 +49,15 @@ FRACTURE_TYPES: tuple[str, ...] = ("wedge", "biconcave", "crush")
 FRACTURE_TYPE_PROBS: tuple[float, float, float] = (0.6, 0.25, 0.15)
 HEIGHT_LOSS_RANGE: tuple[float, float] = (0.2, 0.5)
 
+# The EDF items in the order the phantom has always written them (the two contrast/extension
+# items last), so manifests stay byte-identical across versions; the set is the schema's.
+_RECORD_EDF_ORDER: tuple[str, ...] = (
+    *(item for item in EDF_ITEMS if item not in ("t1ce_signal", "extension_type")),
+    "t1ce_signal",
+    "extension_type",
+)
+assert sorted(_RECORD_EDF_ORDER) == sorted(EDF_ITEMS), "the phantom writes every EDF item of the schema once"
+
 RECORD_COLUMNS: tuple[str, ...] = (
     "case_id",
     "seed",
@@ -56,9 +65,7 @@ RECORD_COLUMNS: tuple[str, ...] = (
     "tumour_class",
     "centre",
     "field_strength",
-    *EDF_ITEMS,
-    "t1ce_signal",
-    "extension_type",
+    *_RECORD_EDF_ORDER,
     "fracture_type",
     "height_loss",
     "n_lesions",

@@ -2,7 +2,7 @@
 
     spinemets features --manifest M.csv --params P.yaml --out features.csv [--workers N]
         [--sequences T1,T2] [--label 1] [--shell-mm 5] [--reference auto]
-        [--edf EDF.csv] [--edf-schema S.yaml] [--cache DIR | --no-cache] [--no-radiomics]
+        [--edf EDF.csv] [--edf-schema S.json] [--cache DIR | --no-cache] [--no-radiomics]
 
 Prints one JSON summary line; exit status 0 when every case succeeded, 1 when
 some cases failed (their messages are in the table's ``error`` column and in the
@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--reference", choices=REFERENCES, default=None,
                    help="signal-ratio reference (default: normal_marrow with an anatomy map, else auto)")
     p.add_argument("--edf", default=None, help="EDF CSV (case_id + EDF items) validated and merged by case_id")
-    p.add_argument("--edf-schema", default=None, help="EDF schema (default: shipped Resources/EDF/edf_schema.yaml)")
+    p.add_argument("--edf-schema", default=None, help="EDF schema, JSON or YAML (default: the shipped SpineMetsCore/Resources/edf_schema.json)")
     p.add_argument("--cache", default=None, help="per-case cache folder (default: <out stem>.cache beside the output)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the per-case cache")
     p.add_argument("--no-radiomics", action="store_true", help="only quantitative EDF and segmentation features")
@@ -65,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _cmd_features(args: argparse.Namespace) -> int:
     from SpineMetsClassifierLib.features.case import CaseSettings
-    from SpineMetsClassifierLib.features.cohort import extract_cohort, write_outputs
+    from SpineMetsClassifierLib.features.cohort import extract_cohort, write_feature_table
 
     from SpineMetsCore.progress import console_progress
 
@@ -93,7 +93,7 @@ def _cmd_features(args: argparse.Namespace) -> int:
         )
     finally:
         close()
-    write_outputs(result, out)
+    write_feature_table(result, out)
     summary = {
         "out": str(out),
         "provenance": str(out.with_name(out.stem + ".provenance.json")),

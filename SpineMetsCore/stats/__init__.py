@@ -11,9 +11,10 @@ calibration intercept/slope R rms ``val.prob``; citl = offset-model intercept
 Hosmer-Lemeshow             R ResourceSelection ``hoslem.test`` (>= 0.3-6)
 decision curves             R dcurves ``dca`` / ``net_intervention_avoided``
 Table 1 tests               scipy.stats, choices mirroring R defaults
+paired t / Wilcoxon         scipy ``ttest_rel`` / ``wilcoxon`` (R ``t.test``/``wilcox.test`` paired)
 ==========================  =====================================================
 
-Errors are :class:`StatsInputError` (a ``ValueError``) naming the bad argument
+Errors are :class:`StatsInputError` (an ``InputError``, so a ``SpineMetsError`` and a ``ValueError``) naming the bad argument
 or column; :class:`SingleClassError` and :class:`MissingValueError` subclass it.
 """
 
@@ -60,6 +61,7 @@ from .metrics import (
     roc_curve_points,
     top_k_accuracy,
 )
+from .paired import PairedResult, paired_tests
 
 __all__ = [
     "StatsInputError", "SingleClassError", "MissingValueError", "json_safe",
@@ -74,4 +76,5 @@ __all__ = [
     "delong_roc_test", "delong_roc_test_unpaired", "roc_direction",
     "BINARY_METRICS", "binary_metrics", "class_ranks", "classification_metrics", "confusion_matrix",
     "roc_auc", "roc_curve_points", "top_k_accuracy",
+    "PairedResult", "paired_tests",
 ]

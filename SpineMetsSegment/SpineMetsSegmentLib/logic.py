@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,8 @@ import SimpleITK as sitk
 from SpineMetsCore import dataio, segmentations, volumes
 from SpineMetsCore.errors import GeometryError, InputError
 from SpineMetsCore.manifest import CaseRow
-from SpineMetsCore.runtime import MRMLRuntime, get_runtime
+from SpineMetsCore.progress import ProgressCallback
+from SpineMetsCore.runtime import MRMLRuntime, get_runtime, remove_node_tree, temporary_nodes
 
 from .metrics import SegmentationMetrics, compute_metrics
 from .region_growing import RegionGrowingParameters, grow_region
@@ -85,7 +86,7 @@ class LesionSegmentationLogic:
                     raise GeometryError(f"sequence '{name}' ({path})", f"does not overlap sequence '{next(iter(paths))}'")
         except Exception:
             for node in nodes.values():
-                self.scene.RemoveNode(node)
+                remove_node_tree(node)
             raise
         return nodes
 
@@ -184,7 +185,7 @@ class LesionSegmentationLogic:
         segmentationNode: Any | None = None,
         replaceExisting: bool = False,
         forceCpu: bool = False,
-        progress: Callable[[int, int], None] | None = None,
+        progress: ProgressCallback | None = None,
     ) -> list[SegmentResult]:
         """Segment with a U-Net model package (folder/.zip path or a loaded ModelPackage).
 
@@ -205,7 +206,7 @@ class LesionSegmentationLogic:
         ]
         reference_node = nodes[chosen[package.input_sequences[0]]]
         ids = self._addSegments(labelmap, specs, reference_node, segmentationNode, replaceExisting)
-        voxel_ml = float(np.prod(labelmap.GetSpacing())) / 1000.0
+        voxel_ml = volumes.voxel_volume_ml(labelmap)
         counts = np.bincount(sitk.GetArrayViewFromImage(labelmap).ravel().astype(np.int64), minlength=256)
         results = []
         for spec in specs:
@@ -226,8 +227,8 @@ class LesionSegmentationLogic:
         Names and colours are kept; existing segments are handled as by the
         segmentation methods. The file's temporary node is removed again.
         """
-        source = dataio.read_segmentation(path)
-        try:
+        with temporary_nodes() as temp:
+            source = temp.add(dataio.read_segmentation(path))
             ids = segmentations.segment_ids(source)
             if not ids:
                 raise InputError(str(path), "contains no segments")
@@ -237,13 +238,8 @@ class LesionSegmentationLogic:
                 segmentations.SegmentSpec(value, names[value], tuple(seg.GetSegment(ids[value - 1]).GetColor()))
                 for value in names
             ]
-        finally:
-            storage = source.GetStorageNode()
-            self.scene.RemoveNode(source)
-            if storage is not None:
-                self.scene.RemoveNode(storage)
         added = self._addSegments(labelmap, specs, referenceVolume, segmentationNode, replaceExisting)
-        voxel_ml = float(np.prod(labelmap.GetSpacing())) / 1000.0
+        voxel_ml = volumes.voxel_volume_ml(labelmap)
         counts = np.bincount(sitk.GetArrayViewFromImage(labelmap).ravel().astype(np.int64), minlength=len(specs) + 1)
         results = []
         for spec in specs:
@@ -292,17 +288,9 @@ class LesionSegmentationLogic:
         testSegment: str | None = None,
     ) -> SegmentationMetrics:
         """:meth:`computeSegmentMetrics` on two files (.seg.nrrd or labelmaps); adds no node to the scene."""
-        loaded = []
-        try:
-            for path in (reference, test):
-                loaded.append(dataio.read_segmentation(path))
+        with temporary_nodes() as temp:
+            loaded = [temp.add(dataio.read_segmentation(path)) for path in (reference, test)]
             return self.computeSegmentMetrics(loaded[0], loaded[1], referenceSegment, testSegment)
-        finally:
-            for node in loaded:
-                storage = node.GetStorageNode()
-                self.scene.RemoveNode(node)
-                if storage is not None:
-                    self.scene.RemoveNode(storage)
 
     def runReaderStudy(
         self,
@@ -370,7 +358,7 @@ class LesionSegmentationLogic:
             node, ids = segmentations.labelmap_to_segmentation(sitk.Cast(labelmap, sitk.sitkUInt16), staged, seg_node=node)
         except Exception:
             if created:
-                self.scene.RemoveNode(node)
+                remove_node_tree(node)
             raise
         seg = node.GetSegmentation()
         for existing, name in to_remove:

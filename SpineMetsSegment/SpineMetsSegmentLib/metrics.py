@@ -29,7 +29,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from SpineMetsCore.errors import InputError
-from SpineMetsCore.volumes import Geometry, resample_like
+from SpineMetsCore.volumes import Geometry, resample_like, voxel_volume_ml
 
 METRIC_NAMES: tuple[str, ...] = (
     "dice",
@@ -64,8 +64,7 @@ class SegmentationMetrics:
 
 def mask_volume_ml(mask: sitk.Image) -> float:
     """Volume of the non-zero voxels in millilitres."""
-    voxel_ml = float(np.prod(mask.GetSpacing())) / 1000.0
-    return float(np.count_nonzero(sitk.GetArrayViewFromImage(mask))) * voxel_ml
+    return float(np.count_nonzero(sitk.GetArrayViewFromImage(mask))) * voxel_volume_ml(mask)
 
 
 def _binary(mask: sitk.Image, what: str) -> sitk.Image:

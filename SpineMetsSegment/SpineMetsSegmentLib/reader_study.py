@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from SpineMetsCore.errors import InputError
+from SpineMetsCore.stats.paired import paired_tests
 from SpineMetsCore.tables import provenance, write_table_csv
 
 from .metrics import SegmentationMetrics
@@ -146,29 +146,18 @@ def paired_comparison(per_case: pd.DataFrame, metrics: tuple[str, ...] = COMPARE
 
 
 def _paired_stats(unassisted: np.ndarray, assisted: np.ndarray) -> dict[str, float]:
-    n = len(unassisted)
-    diff = assisted - unassisted
-    out = {
-        "n": n,
-        "mean_unassisted": float(np.mean(unassisted)) if n else math.nan,
-        "mean_assisted": float(np.mean(assisted)) if n else math.nan,
-        "mean_difference": float(np.mean(diff)) if n else math.nan,
-        "ci95_low": math.nan,
-        "ci95_high": math.nan,
-        "wilcoxon_p": math.nan,
-        "ttest_p": math.nan,
+    """The reader-study columns of :func:`SpineMetsCore.stats.paired.paired_tests` (assisted - unassisted)."""
+    r = paired_tests(unassisted, assisted, conf_level=0.95, first_name="unassisted", second_name="assisted")
+    return {
+        "n": r.n,
+        "mean_unassisted": r.mean_first,
+        "mean_assisted": r.mean_second,
+        "mean_difference": r.mean_difference,
+        "ci95_low": r.ci_low,
+        "ci95_high": r.ci_high,
+        "wilcoxon_p": r.wilcoxon_p,
+        "ttest_p": r.ttest_p,
     }
-    if n < 2:
-        return out
-    if np.allclose(diff, 0.0):
-        out.update(ci95_low=0.0, ci95_high=0.0, wilcoxon_p=1.0, ttest_p=1.0)
-        return out
-    sem = float(np.std(diff, ddof=1) / math.sqrt(n))
-    half = float(stats.t.ppf(0.975, n - 1)) * sem
-    out["ci95_low"], out["ci95_high"] = out["mean_difference"] - half, out["mean_difference"] + half
-    out["wilcoxon_p"] = float(stats.wilcoxon(assisted, unassisted, zero_method="wilcox").pvalue)
-    out["ttest_p"] = float(stats.ttest_rel(assisted, unassisted).pvalue) if sem > 0 else 0.0
-    return out
 
 
 def run_reader_study(cohort: str | os.PathLike[str], metrics_fn: MetricsFunction) -> ReaderStudyResult:

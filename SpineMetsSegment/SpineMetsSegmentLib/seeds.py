@@ -18,8 +18,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from SpineMetsCore.errors import InputError
+from SpineMetsCore.volumes import RAS_LPS_FLIP, ras_to_lps
 
-RAS_TO_LPS = np.array([-1.0, -1.0, 1.0])
+RAS_TO_LPS = RAS_LPS_FLIP  # kept for callers; the flip itself lives in SpineMetsCore.volumes
 
 Point = tuple[float, float, float]
 
@@ -38,8 +39,6 @@ def parse_float_list(text: str, count: int, what: str) -> tuple[float, ...]:
     return values
 
 
-def ras_to_lps(ras: Sequence[float]) -> np.ndarray:
-    return np.asarray(ras, dtype=float)[:3] * RAS_TO_LPS
 
 
 def seeds_from_markups(node: Any) -> list[Point]:

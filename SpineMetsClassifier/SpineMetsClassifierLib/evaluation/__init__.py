@@ -5,6 +5,6 @@ this package assembles them into ``metrics.json``, figures and ``report.html``
 (pandas, matplotlib).
 """
 
-from .evaluate import DEFAULT_PROB_PREFIX, evaluate_predictions, probability_columns, read_table, write_outputs
+from .evaluate import DEFAULT_PROB_PREFIX, evaluate_predictions, probability_columns, read_table, write_evaluation_dir
 
-__all__ = ["DEFAULT_PROB_PREFIX", "evaluate_predictions", "probability_columns", "read_table", "write_outputs"]
+__all__ = ["DEFAULT_PROB_PREFIX", "evaluate_predictions", "probability_columns", "read_table", "write_evaluation_dir"]

@@ -7,7 +7,7 @@ column suffixes and every truth value must be one of them.  Optionally a
 ``model_column`` stacks several models' predictions (long format) and an
 ``id_column`` pairs the rows of different models.
 
-Output directory (written atomically, see :func:`write_outputs`):
+Output directory (written atomically, see :func:`write_evaluation_dir`):
 ``metrics.json`` (all numbers), ``metrics.csv`` (flat metric table),
 ``dca.csv`` (binary problems), ``roc.png``, ``confusion_matrix.png``,
 ``calibration.png``, ``decision_curve.png`` (binary), ``topk.png`` and
@@ -20,8 +20,6 @@ import json
 import logging
 import os
 import re
-import shutil
-import tempfile
 import warnings
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
@@ -30,6 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from SpineMetsCore.conventions import MISSING_VALUES
+from SpineMetsCore.fileio import atomic_merge_dir
 from SpineMetsCore.stats._common import (
     MissingValueError,
     SingleClassError,
@@ -55,13 +55,15 @@ __all__ = [
     "label_column",
     "probability_columns",
     "evaluate_predictions",
-    "write_outputs",
+    "write_evaluation_dir",
 ]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_PROB_PREFIX = "prob_"
-MISSING_TOKENS = frozenset({"", "na", "nan", "null", "none", "n/a"})
+MISSING_TOKENS = frozenset({*(v.lower() for v in MISSING_VALUES), "none"})
+"""Missing cells of a predictions table: the project's tokens plus ``None`` (a predictions
+table has no EDF ``none`` category, and Python writers spell a missing label ``None``)."""
 
 
 def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -370,7 +372,7 @@ def evaluate_predictions(df: pd.DataFrame, truth: str, *, prob_prefix: str = DEF
     result["warnings"] = list(dict.fromkeys(notes))
     result = json_safe(result)
     if out_dir is not None:
-        write_outputs(out_dir, lambda d: _write_all(d, result, arts, figures, n_boot, seed, conf_level))
+        write_evaluation_dir(out_dir, lambda d: _write_all(d, result, arts, figures, n_boot, seed, conf_level))
         result["out_dir"] = str(out_dir)
     return result
 
@@ -465,40 +467,17 @@ def _write_all(d: Path, result: dict[str, Any], arts: dict[str, Any], figures: b
     (d / "metrics.json").write_text(json.dumps(json_safe(result), indent=2, allow_nan=False), encoding="utf-8")
 
 
-def write_outputs(out_dir: str | os.PathLike[str], writer: Callable[[Path], None]) -> Path:
+def write_evaluation_dir(out_dir: str | os.PathLike[str], writer: Callable[[Path], None]) -> Path:
     """Run ``writer(staging_dir)`` then publish its files into ``out_dir`` atomically.
 
-    Everything is first written to a hidden sibling staging directory.  If
-    ``out_dir`` does not exist (or is empty) the staging directory is renamed
-    onto it in one ``os.replace``; otherwise each file is moved in with
-    ``os.replace`` (atomic per file) and ``metrics.json`` is moved last, so a
-    reader that sees the new ``metrics.json`` sees complete outputs.  Files of
-    an earlier run that the new run does not produce are left in place.  On
-    any error the staging directory is removed and ``out_dir`` is left untouched.
+    :func:`SpineMetsCore.fileio.atomic_merge_dir` with ``metrics.json`` moved last, so a
+    reader that sees the new ``metrics.json`` sees complete outputs; files of an earlier
+    run that the new run does not produce are left in place; on any error ``out_dir`` is
+    left untouched.
     """
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists() and not out.is_dir():
         raise StatsInputError(str(out_dir), "exists and is not a directory")
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    umask = os.umask(0o022)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)  # mkdtemp creates 0700; publish with normal permissions
-    try:
+    with atomic_merge_dir(out, last=("metrics.json",)) as staging:
         writer(staging)
-        if out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-        if not out.exists():
-            os.replace(staging, out)
-            return out
-        files = sorted((p for p in staging.rglob("*") if p.is_file()),
-                       key=lambda p: (p.relative_to(staging) == Path("metrics.json"), str(p)))
-        for f in files:
-            target = out / f.relative_to(staging)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(f, target)
-        shutil.rmtree(staging, ignore_errors=True)
-        return out
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    return out

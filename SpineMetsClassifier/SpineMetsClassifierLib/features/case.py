@@ -23,7 +23,7 @@ import SimpleITK as sitk
 
 from SpineMetsCore.errors import InputError
 from SpineMetsCore.manifest import KNOWN_SEQUENCES
-from SpineMetsCore.volumes import Geometry, resample_like
+from SpineMetsCore.volumes import resample_to
 
 from .masks import ALL_LABELS, components, on_grid, select_label
 from .provenance import geometry_json, image_sha256
@@ -70,12 +70,6 @@ def resolve_sequences(available: Sequence[str], requested: Sequence[str] | None,
     return list(requested)
 
 
-def _image_on_grid(image: sitk.Image, reference: sitk.Image, what: str) -> sitk.Image:
-    if Geometry.from_image(image).same_grid(Geometry.from_image(reference)):
-        return image
-    return resample_like(image, reference, labelmap=False, name=what)
-
-
 def extract_case(
     images: Mapping[str, sitk.Image],
     labelmap: sitk.Image,
@@ -101,7 +95,7 @@ def extract_case(
     labels = settings.labels()
     row: dict[str, Any] = {}
     if settings.quantitative or settings.segmentation:
-        on_mask_grid = {s: _image_on_grid(images[s], labelmap, f"{what}: sequence {s}") for s in sequences}
+        on_mask_grid = {s: resample_to(images[s], labelmap, name=f"{what}: sequence {s}") for s in sequences}
         anatomy_grid = on_grid(anatomy, labelmap, f"{what}: anatomy") if anatomy is not None else None
         labelled = components(all_lesions)
         if settings.quantitative:

@@ -28,7 +28,7 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from SpineMetsCore.errors import InputError, SpineMetsError
-from SpineMetsCore.fileio import write_text_atomic
+from SpineMetsCore.fileio import sha256_file, write_text_atomic
+from SpineMetsCore.progress import ProgressCallback
 
 from .case import CaseSettings, extract_case, read_case_images
-from .provenance import file_sha256
 from .radiomics_features import RadiomicsExtractor, pyradiomics_version
 from .resources import EDF_SCHEMA
 
@@ -55,7 +55,6 @@ NAMING = (
     "q_* quantitative EDF counterparts; seg_lesion_* segmentation features; prov_* provenance"
 )
 
-ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -306,15 +305,15 @@ def extract_cohort(
     prov = provenance(
         operation="spinemets features",
         manifest=str(manifest_path.resolve()),
-        manifest_sha256=file_sha256(manifest_path),
+        manifest_sha256=sha256_file(manifest_path),
         params=settings.params_path,
         params_sha256=params_sha256,
         pyradiomics_version=pyradiomics_version() if settings.radiomics else None,
         settings=settings.as_dict(),
         edf_csv=str(edf_csv) if edf_csv else None,
-        edf_csv_sha256=file_sha256(edf_csv) if edf_csv else None,
+        edf_csv_sha256=sha256_file(edf_csv) if edf_csv else None,
         edf_schema=str(schema_file),
-        edf_schema_sha256=file_sha256(schema_file),
+        edf_schema_sha256=sha256_file(schema_file),
         workers=workers,
         cache_dir=str(cache) if cache is not None else None,
         cases=total,
@@ -377,7 +376,7 @@ def _run(tasks: Sequence[CaseTask], params_sha256: str, workers: int) -> Iterato
         raise
 
 
-def write_outputs(result: CohortResult, out: str | os.PathLike[str]) -> Path:
+def write_feature_table(result: CohortResult, out: str | os.PathLike[str]) -> Path:
     """``out`` CSV and ``<stem>.provenance.json``, both atomic."""
     from SpineMetsCore.tables import write_table_csv
 

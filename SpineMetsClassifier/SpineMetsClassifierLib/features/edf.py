@@ -1,6 +1,6 @@
 """Expert-derived features (EDF): the documented schema and cell-by-cell validation.
 
-The schema (``Resources/EDF/edf_schema.yaml``) lists every item a radiologist
+The schema (``SpineMetsCore/Resources/edf_schema.json``, the project's conventions) lists every item a radiologist
 records: name, type, allowed values or range, meaning, accepted column aliases and
 the computed counterpart. Values come from a CSV, a manifest or the module's form;
 each bad cell is reported with its row, column, value and the allowed values, and
@@ -9,6 +9,7 @@ all bad cells are reported at once so a 500-row sheet is fixed in one pass.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from SpineMetsCore.conventions import MISSING_VALUES
 from SpineMetsCore.errors import InputError
 
 from .resources import EDF_SCHEMA, resource
@@ -77,7 +79,7 @@ class EDFSchema:
     name: str
     version: int
     items: tuple[EDFItem, ...]
-    missing: tuple[str, ...] = ("",)
+    missing: tuple[str, ...] = MISSING_VALUES
     path: str = ""
     _by_name: dict[str, EDFItem] = field(default_factory=dict, compare=False, repr=False)
 
@@ -134,16 +136,27 @@ class EDFValidationError(InputError):
 
 
 def load_schema(path: str | os.PathLike[str] | None = None) -> EDFSchema:
-    """Read and check a schema file (YAML or JSON); errors name the file and the item."""
-    import yaml
+    """Read and check a schema file (JSON, or YAML); errors name the file and the item.
 
+    The shipped schema is JSON, read without PyYAML (desktop Slicer does not bundle it);
+    PyYAML is imported only for a user's ``.yaml`` schema.
+    """
     schema_path = Path(path) if path is not None else resource(EDF_SCHEMA)
     if not schema_path.is_file():
         raise InputError(str(schema_path), "EDF schema file does not exist")
-    try:
-        data = yaml.safe_load(schema_path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InputError(str(schema_path), f"is not valid YAML/JSON ({exc})") from exc
+    text = schema_path.read_text(encoding="utf-8")
+    if schema_path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(str(schema_path), f"is not valid JSON ({exc})") from exc
+    else:
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise InputError(str(schema_path), f"is not valid YAML/JSON ({exc})") from exc
     if not isinstance(data, dict) or not isinstance(data.get("items"), list) or not data["items"]:
         raise InputError(str(schema_path), "needs a non-empty 'items' list")
     items = [_item(schema_path, index, raw) for index, raw in enumerate(data["items"], start=1)]
@@ -151,7 +164,7 @@ def load_schema(path: str | os.PathLike[str] | None = None) -> EDFSchema:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise InputError(str(schema_path), f"defines item(s) {duplicates} more than once")
-    missing = tuple(str(m) for m in data.get("missing", [""]))
+    missing = tuple(str(m) for m in data.get("missing", MISSING_VALUES))
     return EDFSchema(str(data.get("name", "EDF")), int(data.get("version", 1)), tuple(items), missing, str(schema_path))
 
 

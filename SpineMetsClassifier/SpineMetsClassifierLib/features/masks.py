@@ -11,7 +11,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from SpineMetsCore.errors import InputError
-from SpineMetsCore.volumes import Geometry, resample_like
+from SpineMetsCore.volumes import Geometry, resample_to
 
 Components = tuple[np.ndarray, int]
 """(K, J, I) int32 component labels and their count, as :func:`components` returns them."""
@@ -37,9 +37,7 @@ def select_label(labelmap: sitk.Image, label: int = 1, what: str = "mask") -> si
 
 def on_grid(mask: sitk.Image, reference: sitk.Image, what: str = "mask") -> sitk.Image:
     """``mask`` on ``reference``'s grid (nearest neighbour; unchanged when already there)."""
-    if Geometry.from_image(mask).same_grid(Geometry.from_image(reference)):
-        return mask
-    return resample_like(mask, reference, labelmap=True, name=what)
+    return resample_to(mask, reference, labelmap=True, name=what)
 
 
 def peritumoural_shell(mask: sitk.Image, distance_mm: float) -> sitk.Image:
@@ -89,9 +87,6 @@ def components(mask: sitk.Image | np.ndarray) -> tuple[np.ndarray, int]:
     return labelled, int(labelled[box].max())
 
 
-def voxel_volume_ml(image: sitk.Image) -> float:
-    """Volume of one voxel in millilitres."""
-    return float(np.prod(image.GetSpacing())) / 1000.0
 
 
 def physical_points(mask: sitk.Image) -> np.ndarray:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
@@ -19,15 +17,6 @@ from SpineMetsCore.volumes import Geometry
 
 GEOMETRY_DECIMALS = 5
 """Rounding of origin/spacing/direction in hashes (MRML's RAS round trip adds ~1e-12 mm)."""
-
-
-def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes (streamed)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def geometry_record(image: sitk.Image) -> dict[str, list[float] | list[int]]:

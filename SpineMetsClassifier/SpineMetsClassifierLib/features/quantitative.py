@@ -6,7 +6,7 @@ Columns (all prefixed ``q_``):
 * ``q_<seq>_ratio`` - mean lesion signal / reference signal in the same sequence.
 * ``q_<seq>_signal`` - ``hypo`` / ``iso`` / ``hyper`` from that ratio, when the
   reference is normal marrow (segment or automatic estimate): hypo below 0.85, hyper
-  above 1.15, iso in between (:data:`SIGNAL_THRESHOLDS`; a reader calls a lesion
+  above 1.15, iso in between (:data:`SpineMetsCore.conventions.SIGNAL_THRESHOLDS`; a reader calls a lesion
   iso-intense when it is within ~15 % of the marrow, and the phantom generates its
   classes with the same limits). Counterparts of the EDF items ``t1_signal``,
   ``t2_signal``, ``stir_signal`` (FS-T2) and ``t1ce_signal``.
@@ -49,12 +49,12 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
+from SpineMetsCore.conventions import ANATOMY_LABEL_VALUES, signal_class
 from SpineMetsCore.errors import InputError
-from SpineMetsCore.volumes import Geometry
+from SpineMetsCore.volumes import Geometry, voxel_volume_ml
 
-from .masks import Components, bounding_slices, components, peritumoural_shell, voxel_volume_ml
+from .masks import Components, bounding_slices, components, peritumoural_shell
 
-SIGNAL_THRESHOLDS: tuple[float, float] = (0.85, 1.15)
 FRACTURE_THRESHOLD = 0.20
 AUTO_RING_MM: tuple[float, float] = (3.0, 10.0)
 REFERENCES: tuple[str, ...] = ("normal_marrow", "muscle", "auto")
@@ -67,22 +67,8 @@ MIN_BODY_ML = 0.3
 
 
 def default_anatomy_labels() -> dict[str, int]:
-    """Structure name -> label value of the phantom's anatomy map (the default convention)."""
-    from SpineMetsPhantom import ANATOMY_LABELS
-
-    return {name: int(value) for value, name in ANATOMY_LABELS.items() if value != 0}
-
-
-def signal_class(ratio: float, thresholds: tuple[float, float] = SIGNAL_THRESHOLDS) -> str:
-    """``hypo`` / ``iso`` / ``hyper`` of a lesion/marrow ratio ('' when not finite)."""
-    if not np.isfinite(ratio):
-        return ""
-    low, high = thresholds
-    if ratio < low:
-        return "hypo"
-    if ratio > high:
-        return "hyper"
-    return "iso"
+    """Structure name -> label value of an anatomy map (the project's convention)."""
+    return dict(ANATOMY_LABEL_VALUES)
 
 
 def _array(image: sitk.Image) -> np.ndarray:

@@ -47,9 +47,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from SpineMetsCore.errors import InputError
+from SpineMetsCore.fileio import sha256_file
 
 from .masks import peritumoural_shell
-from .provenance import file_sha256
 from .resources import DEFAULT_RADIOMICS_PARAMS, resource
 
 logger = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ class RadiomicsExtractor:
         if not path.is_file():
             raise InputError(str(path), "PyRadiomics parameter file does not exist")
         self.params_path = path
-        self.params_sha256 = file_sha256(path)
+        self.params_sha256 = sha256_file(path)
         self.version = pyradiomics_version()
         try:
             self.with_shape = RadiomicsFeatureExtractor(str(path))

@@ -1,4 +1,4 @@
-"""Files shipped in the module's ``Resources/`` folder (parameter files, EDF schema).
+"""Files shipped in the module's ``Resources/`` folder (radiomics parameter files); the EDF schema.
 
 The Lib lives at ``SpineMetsClassifier/SpineMetsClassifierLib`` in the source tree,
 in Slicer's extension layout and in the editable install, so ``Resources`` is found
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from SpineMetsCore.conventions import EDF_SCHEMA_FILE
 from SpineMetsCore.errors import InputError
 
 RESOURCES_DIR = Path(__file__).resolve().parents[2] / "Resources"
@@ -16,7 +17,8 @@ DEFAULT_RADIOMICS_PARAMS = RESOURCES_DIR / "Radiomics" / "mri_default.yaml"
 """Original image only: the defaults of the GUI, the CLI and the tests."""
 FILTER_RADIOMICS_PARAMS = RESOURCES_DIR / "Radiomics" / "mri_filters.yaml"
 """Original + LoG + wavelet images."""
-EDF_SCHEMA = RESOURCES_DIR / "EDF" / "edf_schema.yaml"
+EDF_SCHEMA = EDF_SCHEMA_FILE
+"""The shipped EDF schema: one of the project's conventions, so it lives in SpineMetsCore."""
 
 
 def resource(path: Path) -> Path:

@@ -25,9 +25,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from SpineMetsCore.errors import GeometryError
-from SpineMetsCore.volumes import Geometry
+from SpineMetsCore.volumes import Geometry, voxel_volume_ml
 
-from .masks import Components, components, physical_points, voxel_volume_ml
+from .masks import Components, components, physical_points
 
 AXES = ("L", "P", "S")
 

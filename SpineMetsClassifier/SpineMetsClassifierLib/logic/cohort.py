@@ -9,7 +9,7 @@ features`` does); both go through :func:`SpineMetsClassifierLib.features.case.ex
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from SpineMetsCore import tables
 from SpineMetsCore.dataio import read_image
 from SpineMetsCore.errors import InputError
 from SpineMetsCore.manifest import read_manifest
+from SpineMetsCore.progress import ProgressCallback
 from SpineMetsCore.runtime import MRMLRuntime, get_runtime
 from SpineMetsCore.volumes import Geometry
 
@@ -223,11 +224,11 @@ class CohortLogic:
         edfCsv: str | os.PathLike[str] | None = None,
         useCache: bool = True,
         tableNode: Any | None = None,
-        progress: Callable[[int, int], None] | None = None,
+        progress: ProgressCallback | None = None,
     ) -> Any:
         """:func:`~SpineMetsClassifierLib.features.cohort.extract_cohort` -> CSV + table node."""
         from ..features.case import CaseSettings
-        from ..features.cohort import extract_cohort, write_outputs
+        from ..features.cohort import extract_cohort, write_feature_table
 
         out = Path(outCsv)
         settings = CaseSettings(
@@ -238,5 +239,5 @@ class CohortLogic:
         )
         cache = out.with_name(out.stem + ".cache") if useCache else None
         result = extract_cohort(manifestPath, settings, workers=workers, cache_dir=cache, edf_csv=edfCsv, progress=progress)
-        write_outputs(result, out)
+        write_feature_table(result, out)
         return tables.dataframe_to_table_node(result.frame, name=out.stem, node=tableNode, prov=result.provenance)

@@ -6,12 +6,13 @@ line. Grammar: terms joined by ``+`` (or ``,``); the union of the terms, minus
 the terms written with a leading ``-``, taken in table column order. A term is
 
 ===================  =========================================================
-``edf``              expert-derived features of the non-contrast EDF form of
-                     seed 000 (:data:`EDF_ITEMS`: age, sex, region, level,
-                     n_involved_vertebrae, t1/t2/stir_signal, fracture,
-                     posterior_element_involvement, soft_tissue_extension,
-                     margin, pattern, homogeneity) and columns starting ``edf_``;
-                     add contrast items by name (``edf+t1ce_signal``)
+``edf``              the items of the shipped EDF schema
+                     (:data:`SpineMetsCore.conventions.EDF_ITEMS`: age, sex,
+                     region, level, n_involved_vertebrae, t1/t2/stir/t1ce_signal,
+                     fracture, posterior_element_involvement,
+                     soft_tissue_extension, extension_type, margin, pattern,
+                     homogeneity) and columns starting ``edf_``; the
+                     non-contrast form of seed 000 is ``edf+-t1ce_signal``
 ``clinical``         ``age``, ``sex`` and columns starting ``clinical_`` or ``clin_``
 ``radiomics``        PyRadiomics features as the features package names them:
                      ``<sequence>[-peri<N>mm]_<image type>_<class>_<feature>``
@@ -43,8 +44,8 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from SpineMetsCore.conventions import EDF_ITEMS
 from SpineMetsCore.errors import InputError
-from SpineMetsPhantom import EDF_ITEMS  # the EDF form's items (phantom records use the same names)
 
 CLINICAL_ITEMS: tuple[str, ...] = ("age", "sex")
 

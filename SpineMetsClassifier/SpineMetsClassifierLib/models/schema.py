@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from SpineMetsCore.conventions import pandas_na_values
 from SpineMetsCore.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -26,9 +27,10 @@ logger = logging.getLogger(__name__)
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
 
-NA_VALUES: tuple[str, ...] = ("", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null")
-"""Cells read as missing. ``none``/``None`` are *not* missing: ``none`` is an EDF category
-(lesion-free case) and must stay a category."""
+NA_VALUES: tuple[str, ...] = tuple(pandas_na_values())
+"""Cells read as missing (the project's tokens, :data:`SpineMetsCore.conventions.MISSING_VALUES`).
+``none``/``None`` are *not* missing: ``none`` is an EDF category (lesion-free case) and must
+stay a category."""
 
 
 class FeatureMismatchError(InputError):

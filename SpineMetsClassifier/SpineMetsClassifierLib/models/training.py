@@ -24,7 +24,7 @@ import json
 import logging
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -37,12 +37,13 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_sp
 
 from SpineMetsCore.errors import InputError, SpineMetsError
 from SpineMetsCore.fileio import sha256_file
+from SpineMetsCore.progress import ProgressCallback
 from SpineMetsCore.stats import StatsInputError, classification_metrics, delong_roc_test, json_safe
-from SpineMetsCore.tables import provenance, write_table_csv
+from SpineMetsCore.tables import library_versions, provenance, write_table_csv
 
 from .feature_sets import select_features
 from .inference import predictions_frame
-from .package import library_versions, save_package
+from .package import save_package
 from .pipeline import (
     CLASSIFIER_NAMES,
     CLASSIFIERS,
@@ -74,7 +75,6 @@ MULTICLASS_KEYS = ("accuracy", "top2_accuracy", "top3_accuracy", "auc_macro_ovr"
                    "precision_macro", "recall_macro", "brier")
 BINARY_KEYS = ("auc", "accuracy", "sensitivity", "specificity", "ppv", "npv", "f1_macro", "brier")
 
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -285,7 +285,7 @@ def key_metrics(metrics: Mapping[str, float] | None, n_classes: int) -> dict[str
 
 def nested_cv(
     X: pd.DataFrame, y: np.ndarray, schema: FeatureSchema, config: TrainConfig, classifier: str,
-    classes: list[str], progress: Progress | None = None, step0: int = 0, total: int | None = None,
+    classes: list[str], progress: ProgressCallback | None = None, step0: int = 0, total: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]], pd.DataFrame]:
     """Out-of-fold probabilities, fold index of each row, chosen parameters and metrics per fold."""
     outer = StratifiedKFold(config.cv_folds, shuffle=True, random_state=config.seed)
@@ -366,7 +366,7 @@ def _summary(fold_metrics: pd.DataFrame) -> tuple[dict[str, float], dict[str, fl
 def train_model(
     frame: pd.DataFrame,
     config: TrainConfig,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
     source: str | Path | None = None,
 ) -> TrainResult:
     """Train one classifier on a features table (nothing is written; see :func:`save_training`)."""
@@ -525,7 +525,7 @@ def train_all(
     frame: pd.DataFrame,
     config: TrainConfig,
     out: str | Path | None = None,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
     source: str | Path | None = None,
     classifiers: tuple[str, ...] = CLASSIFIERS,
 ) -> tuple[dict[str, TrainResult], pd.DataFrame]:

@@ -145,7 +145,7 @@ class CohortExtractionTest(unittest.TestCase):
         self.assertEqual(sorted(p.name for p in out.parent.iterdir() if p.name.startswith(".")), [])  # no temp files
 
     def test_interrupted_run_writes_no_output_and_bad_input_is_refused(self):
-        from SpineMetsClassifierLib.features.cohort import extract_cohort, write_outputs
+        from SpineMetsClassifierLib.features.cohort import extract_cohort, write_feature_table
 
         from SpineMetsApp.cli import main
         from SpineMetsCore.errors import InputError
@@ -156,7 +156,7 @@ class CohortExtractionTest(unittest.TestCase):
 
         out = self.dir / "never" / "features.csv"
         with self.assertRaises(Interrupted):
-            write_outputs(extract_cohort(self.manifest, self.settings(), progress=interrupt), out)
+            write_feature_table(extract_cohort(self.manifest, self.settings(), progress=interrupt), out)
         self.assertFalse(out.exists())
         edf = self.dir / "bad_edf.csv"
         edf.write_text("case_id,sex,fracture\ncase0000,F,no\ncase0001,X,maybe\n")

@@ -120,9 +120,9 @@ class EDFSchemaTest(unittest.TestCase):
         from SpineMetsClassifierLib.features.edf import EDFValidationError
         from SpineMetsClassifierLib.logic.cohort import EDF_FORM_FIELDS, CohortLogic
 
-        from SpineMetsPhantom import EDF_ITEMS
+        from SpineMetsCore.conventions import EDF_ITEMS
 
-        self.assertLessEqual(set(EDF_ITEMS), set(EDF_FORM_FIELDS))
+        self.assertEqual(set(EDF_ITEMS), set(EDF_FORM_FIELDS))
         logic = CohortLogic()
         record = logic.edfFromForm({"edfAge": -1, "edfSex": "F", "edfT1Signal": "", "edfFracture": "yes", "edfLevel": "L3"})
         self.assertEqual(record, {"age": None, "sex": "F", "t1_signal": None, "fracture": "yes", "level": "L3"})

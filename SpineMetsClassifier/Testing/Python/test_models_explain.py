@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from SpineMetsPhantom import INFORMATIVE_EDF, NOISE_EDF, PhantomConfig, sample_records
+from SpineMetsPhantom import EDF_ITEMS, INFORMATIVE_EDF, NOISE_EDF, PhantomConfig, sample_records
 
 
 def _train(frame, classifier, out, **kw):
@@ -43,9 +43,9 @@ class ShapTest(unittest.TestCase):
 
         result = explain(self.lr, self.test, ignore_extra=True)
         self.assertEqual(result.explainer, "linear")
-        self.assertEqual(result.values.shape, (154, 14, 7))
+        self.assertEqual(result.values.shape, (154, len(EDF_ITEMS), 7))
         order = ranking(result)
-        self.assertEqual(len(order), 14)  # one entry per EDF item: one-hot columns grouped back
+        self.assertEqual(len(order), len(EDF_ITEMS))  # one entry per EDF item: one-hot columns grouped back
         self.assertTrue(set(order[:5]) <= set(INFORMATIVE_EDF), order)
         self.assertTrue({"sex", "age"} <= set(order[:4]), order)
         for item in NOISE_EDF:
@@ -82,7 +82,7 @@ class ShapTest(unittest.TestCase):
         np.testing.assert_allclose(tree.base_values + tree.values.sum(axis=1), rf.pipeline.predict_proba(X), atol=1e-8)
         perm = explain(nb, cases, ignore_extra=True)
         self.assertEqual((perm.explainer, perm.output), ("permutation", "probability"))
-        self.assertEqual(perm.values.shape, (5, 14, 7))
+        self.assertEqual(perm.values.shape, (5, len(EDF_ITEMS), 7))
         np.testing.assert_allclose(perm.base_values + perm.values.sum(axis=1), nb.pipeline.predict_proba(X), atol=1e-8)
         full = explain(rf, self.test, max_cases=80, ignore_extra=True)
         self.assertIn(ranking(full)[0], INFORMATIVE_EDF)
@@ -104,10 +104,10 @@ class ShapTest(unittest.TestCase):
             self.assertEqual(data[:8], b"\x89PNG\r\n\x1a\n")
             self.assertGreater(len(data), 10_000)
         table = pd.read_csv(out / "shap_global.csv")
-        self.assertEqual(len(table), 14)
+        self.assertEqual(len(table), len(EDF_ITEMS))
         self.assertTrue((out / "shap_global.provenance.json").is_file())
         cases = pd.read_csv(out / "shap_cases.csv")
-        self.assertEqual(len(cases), 40 * 14)
+        self.assertEqual(len(cases), 40 * len(EDF_ITEMS))
 
 
 if __name__ == "__main__":

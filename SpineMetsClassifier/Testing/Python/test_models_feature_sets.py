@@ -25,7 +25,8 @@ class FeatureSetTest(unittest.TestCase):
         return select_features(spec, COLUMNS, exclude=exclude)
 
     def test_groups(self):
-        self.assertEqual(self.select("edf"), ["age", "sex", "t1_signal", "pattern", "edf_custom_item"])
+        # `edf` = the items of the shipped EDF schema (t1ce_signal included) and edf_* columns
+        self.assertEqual(self.select("edf"), ["age", "sex", "t1_signal", "pattern", "t1ce_signal", "edf_custom_item"])
         self.assertEqual(self.select("clinical"), ["age", "sex", "clinical_ecog"])
         self.assertEqual(self.select("radiomics"), [
             "T1_original_firstorder_Mean", "T2_original_glcm_Idmn", "STIR_wavelet-LLH_glszm_ZoneEntropy",
@@ -41,7 +42,7 @@ class FeatureSetTest(unittest.TestCase):
         # CRad-M: radiomics plus age, in table order
         self.assertEqual(self.select("radiomics+age")[0], "age")
         self.assertEqual(len(self.select("radiomics+age")), 8)
-        self.assertEqual(self.select("edf+t1ce_signal"), ["age", "sex", "t1_signal", "pattern", "t1ce_signal", "edf_custom_item"])
+        self.assertEqual(self.select("edf+-t1ce_signal"), ["age", "sex", "t1_signal", "pattern", "edf_custom_item"])
         self.assertEqual(self.select("T2_*"), ["T2_original_glcm_Idmn", "T2_log-sigma-2-0-mm-3D_firstorder_Median"])
         self.assertEqual(self.select("radiomics+-T1CE_*+-shape_*"), [
             "T1_original_firstorder_Mean", "T2_original_glcm_Idmn", "STIR_wavelet-LLH_glszm_ZoneEntropy",

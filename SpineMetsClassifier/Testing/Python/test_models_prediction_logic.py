@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from SpineMetsPhantom import PhantomConfig, sample_records
+from SpineMetsPhantom import EDF_ITEMS, PhantomConfig, sample_records
 
 
 class PredictionLogicTest(unittest.TestCase):
@@ -97,7 +97,7 @@ class PredictionLogicTest(unittest.TestCase):
         node, png = self.logic.explainToTable(self.model, self.row, outputDir=self.tmp / "shap")
         table = table_node_to_dataframe(node)
         self.assertEqual(list(table.columns), ["feature", "value", "shap", "abs_shap"])
-        self.assertEqual(len(table), 14)
+        self.assertEqual(len(table), len(EDF_ITEMS))  # one row per EDF item of the schema
         self.assertTrue((np.diff(table["abs_shap"].to_numpy()) <= 1e-15).all())
         self.assertEqual(node.GetAttribute("SpineMets.ExplainedClass"), node.GetAttribute("SpineMets.PredictedClass"))
         self.assertEqual(table.set_index("feature").loc["sex", "value"], self.row["sex"])

@@ -70,7 +70,11 @@ class StudyAQualityTest(unittest.TestCase):
 
     def test_model_card(self):
         card = self.result.card
-        self.assertEqual(card["feature_names"], list(EDF_ITEMS))
+        # `edf` is the schema's items (contrast and extension items included), in table order
+        self.assertEqual(card["feature_names"], [c for c in self.frame.columns if c in EDF_ITEMS])
+        self.assertEqual(sorted(card["feature_names"]), sorted(EDF_ITEMS))
+        self.assertIn("t1ce_signal", card["feature_names"])
+        self.assertIn("extension_type", card["feature_names"])
         kinds = {f["name"]: f["type"] for f in card["features"]}
         self.assertEqual(kinds["age"], "numeric")
         self.assertEqual(kinds["sex"], "categorical")

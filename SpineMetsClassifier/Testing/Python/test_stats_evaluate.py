@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from SpineMetsClassifierLib.evaluation import evaluate_predictions, write_outputs
+from SpineMetsClassifierLib.evaluation import evaluate_predictions, write_evaluation_dir
 
 from SpineMetsCore.stats import (
     MissingValueError,
@@ -164,7 +164,7 @@ class TestOutputs(unittest.TestCase):
             raise RuntimeError("disk full")
 
         with self.assertRaises(RuntimeError):
-            write_outputs(out, writer)
+            write_evaluation_dir(out, writer)
         self.assertEqual((out / "metrics.json").read_text(), "{}")
         self.assertEqual([p.name for p in self.tmp.iterdir()], ["run"])
 

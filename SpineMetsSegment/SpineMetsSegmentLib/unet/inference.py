@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
 
-from SpineMetsCore.volumes import Geometry
+from SpineMetsCore.progress import ProgressCallback
+from SpineMetsCore.volumes import Geometry, voxel_volume_ml
 
 from .package import ModelPackage
 from .preprocessing import geometry_image, prepare_images
@@ -29,7 +30,6 @@ DEFAULT_OVERLAP = 0.5
 DEFAULT_SW_BATCH = 4
 DEFAULT_MIN_COMPONENT_ML = 0.0
 
-ProgressCallback = Callable[[int, int], None]
 
 
 def select_device(force_cpu: bool = False) -> Any:
@@ -165,7 +165,7 @@ def scores_to_labelmap(
     else:
         channel = _argmax(scores)
     labels_kji = channel if identity else lut[channel]
-    voxel_ml = float(np.prod(reference.GetSpacing())) / 1000.0
+    voxel_ml = voxel_volume_ml(reference)
     if min_component_ml > 0:
         remove_small_components_array(labels_kji, int(math.ceil(min_component_ml / voxel_ml)), label_values)
     out = sitk.GetImageFromArray(labels_kji)

@@ -16,7 +16,6 @@ model's spacing. When that grid equals the input grid nothing is resampled.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,18 +24,12 @@ import numpy as np
 import SimpleITK as sitk
 
 from SpineMetsCore.errors import InputError
+from SpineMetsCore.imaging import NORMALISATIONS as NORMALISATIONS  # re-exported: cards name these
+from SpineMetsCore.imaging import best_axis_permutation, normalise, resample_to_geometry
 from SpineMetsCore.volumes import Geometry, apply_geometry, images_overlap
 
 TENSOR_AXES = "kji"
 """Order of the spatial axes of every array and network tensor (SimpleITK/numpy order)."""
-
-NORMALISATIONS: dict[str, str] = {
-    "zscore": "per channel (x - mean) / std over the whole working grid, clipped to +-clip",
-    "zscore_nonzero": "as zscore but statistics over voxels > 0; voxels <= 0 stay 0",
-    "percentile": "per channel (x - p_lower) / (p_upper - p_lower), clipped to [0, 1]",
-}
-"""Normalisation methods a card may name, with what each does."""
-
 
 @dataclass
 class PreparedCase:
@@ -64,20 +57,6 @@ def check_sequences(images: Mapping[str, Any], sequences: Sequence[str], what: s
         raise InputError("input sequences", f"{'; '.join(parts)}: {what} expects exactly {list(sequences)}")
 
 
-def _best_axis_permutation(direction_in: np.ndarray, direction_model: np.ndarray) -> np.ndarray:
-    """Signed permutation P so that ``direction_in @ P`` is closest to the model's direction."""
-    m = direction_in.T @ direction_model  # m[b, a]: input axis b along model axis a
-    best, best_score = None, -np.inf
-    for perm in itertools.permutations(range(3)):
-        score = sum(abs(m[perm[a], a]) for a in range(3))
-        if score > best_score + 1e-9:
-            best, best_score = perm, score
-    p = np.zeros((3, 3))
-    for a, b in enumerate(best):
-        p[b, a] = 1.0 if m[b, a] >= 0 else -1.0
-    return p
-
-
 def working_geometry(
     reference: sitk.Image,
     spacing: Sequence[float | None],
@@ -87,7 +66,7 @@ def working_geometry(
     d_in = np.reshape(reference.GetDirection(), (3, 3))
     s_in = np.asarray(reference.GetSpacing(), dtype=float)
     n_in = np.asarray(reference.GetSize(), dtype=float)
-    p = np.eye(3) if orientation is None else _best_axis_permutation(d_in, np.reshape(orientation, (3, 3)))
+    p = np.eye(3) if orientation is None else best_axis_permutation(d_in, np.reshape(orientation, (3, 3)))
     d_w = d_in @ p
     axis_of = np.abs(p).argmax(axis=0)  # input axis feeding each working axis
     s_w = np.array([s_in[axis_of[a]] if spacing[a] is None else float(spacing[a]) for a in range(3)])
@@ -106,60 +85,6 @@ def working_geometry(
     )
     ref_geometry = Geometry.from_image(reference)
     return ref_geometry if ref_geometry.same_grid(geometry, tol=1e-3) else geometry
-
-
-def _resample(image: sitk.Image, geometry: Geometry, interpolator: int, pixel: int, antialias: bool) -> sitk.Image:
-    if antialias:
-        # Gaussian pre-filter along axes that get coarser, so downsampling does not alias noise.
-        sigma = _antialias_sigma(image, geometry)
-        if any(s > 0 for s in sigma):
-            image = sitk.SmoothingRecursiveGaussian(image, [max(s, 1e-3) for s in sigma])
-    return sitk.Resample(
-        image, geometry.size, sitk.Transform(), interpolator, geometry.origin, geometry.spacing, geometry.direction, 0.0, pixel
-    )
-
-
-def _antialias_sigma(image: sitk.Image, geometry: Geometry) -> list[float]:
-    """Physical sigma per *input* axis: half the target spacing where it grows by > 25 %."""
-    d_in = np.reshape(image.GetDirection(), (3, 3))
-    d_w = np.reshape(geometry.direction, (3, 3))
-    # target spacing seen along each input axis (axes are aligned up to a permutation)
-    overlap = np.abs(d_in.T @ d_w)
-    target = overlap @ np.asarray(geometry.spacing)
-    return [0.5 * t if t > 1.25 * s else 0.0 for t, s in zip(target, image.GetSpacing(), strict=False)]
-
-
-def normalise(array: np.ndarray, spec: Mapping[str, Any], out: np.ndarray | None = None) -> np.ndarray:
-    """Normalise one channel as the card's ``normalisation`` says, into ``out`` (float32).
-
-    Statistics use numpy's pairwise summation (float64 for integer inputs);
-    the result is written in place into ``out`` (allocated when None) to spare
-    copies of large volumes.
-    """
-    method = spec.get("method")
-    if out is None:
-        out = np.empty(array.shape, dtype=np.float32)
-    if method in ("zscore", "zscore_nonzero"):
-        region = array[array > 0] if method == "zscore_nonzero" else array
-        if region.size == 0:
-            out[...] = 0.0
-            return out
-        mean, std = float(region.mean()), float(region.std())
-        np.subtract(array, mean, out=out, casting="unsafe")
-        out *= np.float32(1.0 / (std if std > 1e-8 else 1.0))
-        clip = spec.get("clip")
-        if clip:
-            np.clip(out, -float(clip), float(clip), out=out)
-        if method == "zscore_nonzero":
-            out[array <= 0] = 0.0
-        return out
-    if method == "percentile":
-        lo, hi = np.percentile(array, [float(spec.get("lower", 0.5)), float(spec.get("upper", 99.5))])
-        np.subtract(array, lo, out=out, casting="unsafe")
-        out *= np.float32(1.0 / (hi - lo if hi - lo > 1e-8 else 1.0))
-        np.clip(out, 0.0, 1.0, out=out)
-        return out
-    raise InputError("normalisation", f"unknown method {method!r}; known: {sorted(NORMALISATIONS)}")
 
 
 def prepare_images(
@@ -186,7 +111,7 @@ def prepare_images(
         if not Geometry.from_image(img).same_grid(geometry, tol=1e-3):
             if seq != sequences[0] and not images_overlap(img, reference):
                 raise InputError(f"sequence '{seq}'", f"does not overlap sequence '{sequences[0]}' in physical space")
-            img = _resample(sitk.Cast(img, sitk.sitkFloat32), geometry, sitk.sitkLinear, sitk.sitkFloat32, antialias=True)
+            img = resample_to_geometry(sitk.Cast(img, sitk.sitkFloat32), geometry)
         normalise(sitk.GetArrayViewFromImage(img), normalisation, out=buffer[c])
     return PreparedCase(buffer, geometry, reference, resampled)
 

@@ -17,7 +17,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ import SimpleITK as sitk
 from SpineMetsCore import dataio
 from SpineMetsCore.errors import InputError
 from SpineMetsCore.manifest import CaseRow, read_manifest
+from SpineMetsCore.progress import ProgressCallback
 
 from .inference import DEFAULT_OVERLAP, select_device, sliding_window_logits
 from .network import build_network, unet_spec
@@ -39,7 +40,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_LABELS: tuple[dict[str, Any], ...] = ({"value": 1, "name": "lesion", "color": [230, 51, 51]},)
 DEFAULT_PATCH = {3: (64, 64, 16), 2: (96, 96, 1)}
 
-ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass
