@@ -300,7 +300,7 @@ def run_task(plan: RunPlan, tables: Mapping[str, Any], task: dict[str, Any], tas
     write_table_csv(out["comparison"], task_dir / "comparison.csv")
     out["explain"] = _explain(config, trained, frame, task, best, task_dir, tables)
     logger.info("task %s: SHAP done", task["name"])
-    if config["predict"]["enabled"]:
+    if config["predict"]["enabled"] and trained[best]["card"].get("kind", "classical") == "classical":
         out["predict"] = _predict(trained[best], best, features, task, task_dir, tables, long)
     write_text_atomic(task_dir / "summary.json", json.dumps(summary, indent=2, default=str, sort_keys=True) + "\n")
     return out
@@ -427,3 +427,13 @@ def _predict(trained: Mapping[str, Any], name: str, features: pd.DataFrame, task
     table.insert(1, "model", name)
     path = write_table_csv(table, task_dir / f"predict_{name}.csv")
     return {"path": path, "table": table}
+
+
+def _register_study_kinds() -> None:
+    """The ``deep`` trainer of :mod:`.studies` (unless another package registered one first)."""
+    from .studies import register
+
+    register()
+
+
+_register_study_kinds()
