@@ -388,8 +388,9 @@ def after_study(plan: RunPlan, tables: Mapping[str, Any], study: Mapping[str, An
     handler = {"a": _study_a, "b": _study_b, "c": _study_c, "d": _study_d}[kind]
     try:
         result = handler(plan, section, tables, study)
-    except (SpineMetsError, ValueError, KeyError) as exc:
-        logger.warning("study %s stage failed: %s", kind.upper(), exc)
+    except (SpineMetsError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as exc:
+        # the cohort's segmentation, models and report are already computed: keep them, say what failed
+        logger.exception("study %s stage failed: %s", kind.upper(), exc)
         result = {"rows": [], "html": f"<p class='note'>The study {kind.upper()} stage failed: "
                                        f"{html.escape(str(exc))}</p>"}
     paper = PAPER[kind]
@@ -433,13 +434,12 @@ def _study_a(plan: RunPlan, section: Mapping[str, Any], tables: Mapping[str, Any
     classes = [str(c) for c in task["summary"]["classes"]]
     rows_metrics = []
     for name, res in evaluation["models"].items():
-        row: dict[str, Any] = {"model": name}
         for k in (1, 2, 3):
+            row: dict[str, Any] = {"model": name, "top-k": k}
             for metric in ("accuracy", "precision_macro", "recall_macro", "f1_macro"):
-                key = f"top{k}_{metric}"
-                row[key] = _ci(*_metric(res, key))
-        row["auc_macro_ovr"] = _ci(*_metric(res, "auc_macro_ovr"))
-        rows_metrics.append(row)
+                row[metric] = _ci(*_metric(res, f"top{k}_{metric}"))
+            row["auc_macro_ovr"] = _ci(*_metric(res, "auc_macro_ovr")) if k == 1 else ""
+            rows_metrics.append(row)
     metrics_table = pd.DataFrame(rows_metrics)
     write_table_csv(metrics_table, _study_dir(plan) / "topk_metrics.csv")
     per_site = []
@@ -481,8 +481,14 @@ def _study_a(plan: RunPlan, section: Mapping[str, Any], tables: Mapping[str, Any
         match = shap[shap["feature"] == feature] if not shap.empty else shap
         value = f"{match['shap_min'].iloc[0]:.2f} to {match['shap_max'].iloc[0]:.2f}" if len(match) else "\u2013"
         rows.append({"figure": f"SHAP range {feature} (EDF)", "paper": f"{lo:.2f} to {hi:.2f}", "phantom": value})
-    parts = [f"<p>EDF model: <b>{html.escape(str(edf))}</b>; DL model: <b>{html.escape(str(dl))}</b>; same "
-             f"development/test split (column <code>{html.escape(section['split_column'])}</code>).</p>",
+    network = ""
+    if dl is not None:
+        card = task["models"][dl].get("card") or {}
+        net = card.get("network") or {}
+        network = (f" ({html.escape(str(net.get('arch', '?')))}, width {html.escape(str((net.get('args') or {}).get('widen_factor', '?')))}, "
+                   f"{html.escape(str((card.get('inputs') or {}).get('dims', '?')))}-D; the paper used ResNet50)")
+    parts = [f"<p>EDF model: <b>{html.escape(str(edf))}</b>; DL model: <b>{html.escape(str(dl))}</b>{network}; "
+             f"same development/test split (column <code>{html.escape(section['split_column'])}</code>).</p>",
              "<h3>Top-1/2/3 metrics with bootstrap CIs (test set)</h3>", _html_table(metrics_table),
              "<h3>Per-site F1 and recall</h3>", _html_table(per_site_table),
              "<h3>DeLong tests (one-vs-rest per site) and bootstrap test of macro AUC</h3>", _html_table(delong_table),
@@ -630,6 +636,9 @@ def _per_set_evaluation(plan: RunPlan, section: Mapping[str, Any], task: Mapping
 
 
 def _calibration_value(cal: Mapping[str, Any], key: str) -> float:
+    """``slope``/``intercept`` of the positive class's logistic calibration (rms val.prob)."""
+    if key not in cal and len(cal) == 1:
+        cal = next(iter(cal.values())) or {}
     value = cal.get(key)
     if isinstance(value, Mapping):
         value = value.get("estimate")
@@ -713,16 +722,18 @@ def _study_c(plan: RunPlan, section: Mapping[str, Any], tables: Mapping[str, Any
 
 
 def _dca_table(evaluations: Mapping[str, Any], models: Sequence[str]) -> pd.DataFrame:
+    """Net benefit of each model, treat-all and treat-none at a few thresholds, per evaluation set."""
     rows = []
     for name, ev in evaluations.items():
         for model in models:
-            curve = ((ev["models"].get(model) or {}).get("decision_curve")) or {}
-            thresholds = curve.get("threshold") or curve.get("thresholds") or []
-            benefit = curve.get("net_benefit") or curve.get("net_benefit_model") or []
+            curve = (ev["models"].get(model) or {}).get("decision_curve") or []
+            points = {round(float(p["threshold"]), 2): p for p in curve if isinstance(p, Mapping)}
             for t in (0.2, 0.4, 0.6):
-                if thresholds and benefit:
-                    j = int(np.argmin(np.abs(np.asarray(thresholds, dtype=float) - t)))
-                    rows.append({"set": name, "model": model, "threshold": t, "net_benefit": float(benefit[j])})
+                p = points.get(t)
+                if p is not None:
+                    rows.append({"set": name, "model": model, "threshold": t,
+                                 "net_benefit": p.get("net_benefit_model"), "treat_all": p.get("net_benefit_all"),
+                                 "treat_none": p.get("net_benefit_none")})
     return pd.DataFrame(rows)
 
 
@@ -849,9 +860,10 @@ def segmentation_classifier(plan: RunPlan, section: Mapping[str, Any], frame: pd
     y_dev = (dev["axspa"] == "yes").astype(int)
     if y_dev.nunique() < 2:
         raise SpineMetsError("the development rows hold one axSpA class only")
-    x = frame[columns].astype(float).to_numpy()
-    x[:, [columns.index(c) for c in columns if c == "fm_volume_ml"]] = np.log1p(
-        x[:, [columns.index(c) for c in columns if c == "fm_volume_ml"]])
+    values = frame[columns].astype(float).copy()
+    if "fm_volume_ml" in values.columns:  # volumes are skewed: a log keeps a few large cases from dominating
+        values["fm_volume_ml"] = np.log1p(values["fm_volume_ml"])
+    x = values.to_numpy()
     model = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=1000))
     model.fit(x[frame.index.isin(dev.index)], y_dev)
     proba = model.predict_proba(x)[:, 1]

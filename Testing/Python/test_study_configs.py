@@ -85,3 +85,36 @@ def test_study_b_runs_end_to_end_on_a_tiny_cohort(tmp_path: Path) -> None:
     assert len(predictions[predictions["model"] == "CNN"]) == (pd.read_csv(manifest)["split"] == "test").sum()
     report = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
     assert "Study B" in report and "not the paper's results" in report.replace("&#x27;", "'")
+
+
+def test_study_d_reader_study_and_segmentation_classifier(tmp_path: Path) -> None:
+    """With a perfect model proposal, assisted readers score higher; the FM classifier separates axSpA."""
+    from types import SimpleNamespace
+
+    from SpineMetsApp.pipeline.studies import STUDY_SECTION, reader_study, segmentation_classifier
+    from SpineMetsApp.pipeline.config import defaults
+    from SpineMetsPhantom.sacroiliac import SIConfig
+
+    manifest = write_study_cohort("d", tmp_path / "cohort", n_cases=24, seed=2, si_config=SIConfig(size=(48, 36, 8)))
+    rows = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    base = manifest.parent
+    frame = pd.DataFrame({
+        "case_id": rows["case_id"], "split": rows["split"], "axspa": rows["axspa"],
+        "mask": [str(base / m) for m in rows["mask"]],
+        "segmentation_file": [str(base / m) for m in rows["mask"]],
+        "fm_volume_ml": rows["fm_volume_ml"].astype(float), "fm_components": rows["fm_components"].astype(float),
+        "fm_t1_ratio": 1.0, "fm_stir_ratio": 1.0})
+    section = defaults(STUDY_SECTION.children)
+    section.update(kind="d", development_values=["train", "validation"],
+                   evaluation_sets=["internal_test", "external_test", "train"],
+                   reader_study={"resident": {"skill": 0.7, "trust": 0.7}, "expert": {"skill": 0.9, "trust": 0.1}})
+    plan = SimpleNamespace(out=tmp_path / "run", config={"seed": 0, "statistics": {"bootstrap": 50}})
+    readers = reader_study(plan, section, frame).set_index("reader")
+    assert readers.loc["resident", "dice_assisted"] > readers.loc["resident", "dice_unassisted"] + 0.05
+    assert readers.loc["expert", "dice_unassisted"] > readers.loc["resident", "dice_unassisted"]
+    assert 0.0 <= readers.loc["resident", "p_wilcoxon"] < 0.05
+    auc, predictions = segmentation_classifier(plan, section, frame)
+    assert len(predictions) == 24 and predictions["prob_yes"].between(0, 1).all()
+    train = auc.set_index("set").loc["train"]
+    assert train["auc"] > 0.7 and train["auc_ci_low"] <= train["auc"] <= train["auc_ci_high"]
+    assert (tmp_path / "run" / "study" / "reader_study.csv").is_file()
