@@ -237,16 +237,67 @@ def _metric(res: Mapping[str, Any], key: str) -> tuple[float, float, float]:
 
 # ----------------------------------------------------------------------------- hook 1: before the cases
 def before_cases(plan: RunPlan) -> RunPlan:
-    """Study D: train the U-Net on the development cases' reference masks and segment with it."""
+    """Study D: train the U-Net on the development cases, segment every case with it.
+
+    Absence of fat metaplasia is a finding, not a failure: cases where the U-Net finds none
+    are recorded in ``study/unet_segmentation.csv`` (volume 0) and leave the generic per-case
+    stage, which then measures the found fat metaplasia (method ``mask`` on the U-Net's masks).
+    """
     if _kind(plan) != "d" or not _section(plan).get("unet"):
         return plan
     from .cases import case_key
 
     section = _section(plan)
     package = train_unet(plan, section)
-    settings = dataclasses.replace(plan.settings, method="unet", unet_model=str(package))
-    specs = [dataclasses.replace(s, key=case_key(dataclasses.replace(s, key=""), settings)) for s in plan.specs]
-    return dataclasses.replace(plan, settings=settings, specs=specs)
+    masks = segment_with_unet(plan, package)
+    settings = dataclasses.replace(plan.settings, method="mask", unet_model=str(package))
+    specs = []
+    for spec in plan.specs:
+        if masks.get(spec.case_id):
+            moved = dataclasses.replace(spec, mask=masks[spec.case_id], key="")
+            specs.append(dataclasses.replace(moved, key=case_key(moved, settings)))
+    if not specs:
+        logger.warning("study D: the U-Net found fat metaplasia in no case; the per-case stage segments with it "
+                       "and records every empty segmentation")
+        return dataclasses.replace(plan, settings=dataclasses.replace(plan.settings, method="unet",
+                                                                      unet_model=str(package)))
+    kept = {s.case_id for s in specs}
+    rows = [r for r in plan.raw_rows if (r.get("case_id") or "").strip() in kept]
+    logger.info("study D: the U-Net found fat metaplasia in %d of %d case(s)", len(specs), len(plan.specs))
+    return dataclasses.replace(plan, settings=settings, specs=specs, raw_rows=rows)
+
+
+def segment_with_unet(plan: RunPlan, package_path: Path) -> dict[str, str]:
+    """U-Net masks of every manifest case in ``study/unet_masks/`` (reused when the model is unchanged)."""
+    import SimpleITK as sitk
+    from SpineMetsSegmentLib.unet import load_model_package, segment_images
+
+    out = _study_dir(plan) / "unet_masks"
+    out.mkdir(parents=True, exist_ok=True)
+    package = load_model_package(package_path)
+    weights = package.weights_sha256
+    table_path = _study_dir(plan) / "unet_segmentation.csv"
+    previous: dict[str, dict[str, str]] = {}
+    if table_path.is_file():
+        old = pd.read_csv(table_path, dtype=str, keep_default_na=False)
+        previous = {r["case_id"]: r for r in old.to_dict(orient="records") if r.get("weights_sha256") == weights}
+    rows = []
+    frame = _manifest_frame(plan)
+    for i, row in enumerate(frame.to_dict(orient="records"), start=1):
+        case_id = row["case_id"]
+        target = out / f"{case_id}.nrrd"
+        done = previous.get(case_id)
+        if done is None or not target.is_file():
+            images = {s: sitk.ReadImage(row[s]) for s in package.input_sequences}
+            mask = segment_images(images, package)
+            with atomic_path(target) as tmp:
+                sitk.WriteImage(mask, str(tmp), useCompression=True)
+            voxels = int(np.count_nonzero(sitk.GetArrayViewFromImage(mask)))
+            done = {"case_id": case_id, "file": str(target), "voxels": str(voxels), "weights_sha256": weights}
+            logger.info("study D: U-Net segmentation %d/%d (%s: %d voxel(s))", i, len(frame), case_id, voxels)
+        rows.append(done)
+    write_table_csv(pd.DataFrame(rows), table_path)
+    return {r["case_id"]: (r["file"] if int(r["voxels"]) > 0 else "") for r in rows}
 
 
 def _unet_config(section: Mapping[str, Any], seed: int) -> Any:
@@ -772,8 +823,9 @@ def _study_d(plan: RunPlan, section: Mapping[str, Any], tables: Mapping[str, Any
                      "phantom": f"{r['dice_unassisted']:.3f} -> {r['dice_assisted']:.3f} (p = {_p(r['p_wilcoxon'])})"})
     parts = ["<h3>U-Net Dice by set</h3>",
              "<p class='muted'>Dice per case with fat metaplasia in the reference (a case where the U-Net finds none "
-             "scores 0); the generic pipeline lists cases whose U-Net segmentation is empty among its failed cases, "
-             "and this study counts them as 'no fat metaplasia' (volume 0).</p>", _html_table(dice),
+             "scores 0). The U-Net segments every case (study/unet_masks/); cases where it finds no fat metaplasia "
+             "count as volume 0 and do not enter the generic per-case stage, whose segmentation summary above "
+             f"therefore covers the {len(plan.specs)} case(s) with fat metaplasia found.</p>", _html_table(dice),
              "<h3>axSpA classifier on the U-Net segmentation (logistic regression)</h3>",
              f"<p class='muted'>Features: {html.escape(', '.join(section['classifier_features']))}; trained on the "
              "development rows, evaluated per set with bootstrap CIs.</p>", _html_table(auc_table)]
@@ -788,37 +840,35 @@ def _study_d(plan: RunPlan, section: Mapping[str, Any], tables: Mapping[str, Any
 
 
 def segmentation_features(plan: RunPlan) -> pd.DataFrame:
-    """Per case, from the per-case (U-Net) segmentation: FM volume, components, T1/STIR ratios (0 when empty)."""
+    """Per case, from the U-Net segmentation: FM volume, components, T1/STIR ratios (0 / 1 when none found)."""
     import SimpleITK as sitk
     from scipy import ndimage
 
-    seg_file = plan.out / "segmented_manifest.csv"
-    frame = pd.read_csv(seg_file, dtype=str, keep_default_na=False)
+    masks = pd.read_csv(_study_dir(plan) / "unet_segmentation.csv", dtype=str, keep_default_na=False)
+    found = {r["case_id"]: r["file"] for r in masks.to_dict(orient="records") if int(r["voxels"]) > 0}
     rows = []
-    for row in frame.itertuples(index=False):
-        t1 = sitk.ReadImage(row.T1)
-        mask_path = getattr(row, "mask", "")
-        if mask_path:
-            mask = sitk.Resample(sitk.ReadImage(str(plan.out / mask_path)), t1, sitk.Transform(),
-                                 sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    for row in _manifest_frame(plan).to_dict(orient="records"):
+        t1 = sitk.ReadImage(row["T1"])
+        path = found.get(row["case_id"], "")
+        if path:
+            mask = sitk.Resample(sitk.ReadImage(path), t1, sitk.Transform(), sitk.sitkNearestNeighbor, 0,
+                                 sitk.sitkUInt8)
             m = sitk.GetArrayViewFromImage(mask) > 0
-        else:  # the generic stage records an empty U-Net output as a failure: no fat metaplasia found
-            mask = None
+        else:
             m = np.zeros(sitk.GetArrayViewFromImage(t1).shape, dtype=bool)
-        anatomy = sitk.GetArrayViewFromImage(sitk.ReadImage(row.anatomy)) if getattr(row, "anatomy", "") else None
+        anatomy = sitk.GetArrayViewFromImage(sitk.ReadImage(row["anatomy"])) if row.get("anatomy") else None
         marrow = np.isin(anatomy, (1, 2)) & ~m if anatomy is not None else ~m
         ratios = {}
         for seq in ("T1", "STIR"):
-            path = getattr(row, seq, "")
-            if not path:
+            if not row.get(seq):
                 continue
-            arr = sitk.GetArrayViewFromImage(sitk.ReadImage(path))
+            arr = sitk.GetArrayViewFromImage(sitk.ReadImage(row[seq]))
             ratios[seq] = float(arr[m].mean() / arr[marrow].mean()) if m.any() and marrow.any() else 1.0
         voxel_ml = float(np.prod(t1.GetSpacing())) / 1000.0
-        rows.append({"case_id": row.case_id, "fm_volume_ml": float(m.sum()) * voxel_ml,
+        rows.append({"case_id": row["case_id"], "fm_volume_ml": float(m.sum()) * voxel_ml,
                      "fm_components": int(ndimage.label(m)[1]) if m.any() else 0,
                      "fm_t1_ratio": ratios.get("T1", 1.0), "fm_stir_ratio": ratios.get("STIR", 1.0),
-                     "segmentation_file": str(plan.out / mask_path) if mask_path else ""})
+                     "segmentation_file": path})
     table = pd.DataFrame(rows)
     write_table_csv(table, _study_dir(plan) / "segmentation_features.csv")
     return table
