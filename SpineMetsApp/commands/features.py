@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Radiomics per sequence (PyRadiomics), quantitative EDF counterparts and segmentation "
         "features for every manifest case; one CSV + provenance JSON. Interrupted runs resume from the cache.",
     )
-    p.add_argument("--manifest", required=True, help="cohort manifest CSV (case_id, T1/T2/STIR/T1CE, mask, anatomy, ...)")
+    p.add_argument("--manifest", required=True, help="cohort manifest CSV (case_id, T1/T2/STIR/T1CE, mask, anatomy, ...); "
+                   "relative paths are relative to the manifest's folder")
     p.add_argument("--params", default=None,
                    help="PyRadiomics parameter file (YAML, PyRadiomics schema); default: shipped Resources/Radiomics/mri_default.yaml")
     p.add_argument("--out", required=True, help="output CSV (a <stem>.provenance.json is written beside it)")

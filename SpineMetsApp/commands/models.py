@@ -77,7 +77,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             summary = {"model": str(path), "classes": result.card["classes"],
                        "cv": key_metrics(result.cv_metrics, n), "test": key_metrics(result.test_metrics, n) or None,
                        "synthetic_training_data": result.card["synthetic_training_data"],
-                       "sha256": read_card(path)["model_file"]["sha256"]}
+                       "sha256": read_card(path)["payload"]["sha256"]}
     finally:
         close()
     print(json.dumps(summary, indent=2, default=str))
@@ -121,12 +121,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     table = predict_table(package, frame, topk=args.topk,
                           ignore_extra=args.ignore_extra_columns or bool(args.manifest) or bool(known),
                           allowed_extra=known, strict_categories=args.strict_categories)
-    if package.synthetic:
+    if package.synthetic_training_data:
         print("spinemets predict: warning: the model was trained on SYNTHETIC data; predictions are not "
               "clinically valid", file=sys.stderr)
     if args.out:
         prov = provenance(operation="predict", model=str(args.model), model_sha256=package.sha256,
-                          input=str(source), synthetic_training_data=package.synthetic, task=package.card["task"])
+                          input=str(source), synthetic_training_data=package.synthetic_training_data, task=package.card["task"])
         write_table_csv(table, args.out, prov)
         print(json.dumps({"predictions": str(args.out), "cases": len(table), "classes": package.classes}))
     else:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -353,6 +352,7 @@ h3{margin-top:1.3em}
 table{border-collapse:collapse;margin:8px 0;font-size:0.85em}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}
 th{background:#f2f2f2} tbody tr:nth-child(even){background:#fafafa}
+table.metrics td{white-space:nowrap}
 figure{display:inline-block;margin:8px 16px 8px 0;vertical-align:top}
 figure img{max-width:100%;border:1px solid #eee}
 figcaption{font-size:0.8em;color:#666}
@@ -427,7 +427,8 @@ def _task_section(name: str, res: Mapping[str, Any], figs: Figures, plan: RunPla
     summary = res["summary"]
     label = task["label"]
     classes = [str(c) for c in summary["classes"]]
-    parts = [f"<h2>Task {html.escape(name)}: {html.escape(label)}</h2>"]
+    heading = f"Task {html.escape(name)}" + ("" if label == name else f" (label: {html.escape(label)})")
+    parts = [f"<h2>{heading}</h2>"]
     counts = ", ".join(f"{html.escape(c)}: {n}" for c, n in summary["class_counts"].items())
     parts.append(f"<p>n = {summary['n']} cases with features and a label ({counts}); "
                  f"split: {html.escape(task['split']['method'])}; {summary['cv_folds']} outer / "
@@ -495,10 +496,14 @@ def _provenance(plan: RunPlan, study: Mapping[str, Any], versions: Mapping[str, 
     for task, res in study["tasks"].items():
         for model, r in res.get("models", {}).items():
             card = r.get("card", {})
-            models.append({"task": task, "model": model, "package": str(Path(r["package"]).relative_to(plan.out)),
-                           "model sha256": (card.get("model_file") or {}).get("sha256", "") or
-                           json.dumps(card.get("weights_sha256", ""))})
-    return ("<h2>Provenance</h2>" + _table(pd.DataFrame(rows)) + "<h3>Models</h3>" + _table(pd.DataFrame(models))
+            payload = card.get("payload") or card.get("model_file") or {}
+            models.append({"task": task, "model": model, "kind": r.get("kind", "classical"),
+                           "package": str(Path(r["package"]).relative_to(plan.out)),
+                           "payload sha256": payload.get("sha256", ""),
+                           "synthetic training data": bool(card.get("synthetic_training_data"))})
+    note = ("<p class='muted'>Model packages (card + checksummed payload) differ byte-wise between runs (creation "
+            "time; skops serialisation): compare predictions, not hashes, across runs.</p>")
+    return ("<h2>Provenance</h2>" + _table(pd.DataFrame(rows)) + "<h3>Models</h3>" + _table(pd.DataFrame(models)) + note
             + "<h3>Versions</h3>" + _table(pd.DataFrame([{"library": k, "version": v} for k, v in versions.items()]))
             + "<h3>Resolved config</h3><pre>" + html.escape(yaml.safe_dump(plan.config.values, sort_keys=False))
             + "</pre>")

@@ -49,6 +49,7 @@ from .config import StudyConfig, load_config
 logger = logging.getLogger(__name__)
 
 RUN_FILE = "run.json"
+LOCK_FILE = ".spinemets-run.lock"
 RUN_FORMAT = 1
 ProgressCallback = Callable[[int, int], None]
 
@@ -103,9 +104,11 @@ def check_output_folder(out: Path, identity: Mapping[str, str], overwrite: bool)
     probe_dir = out if out.exists() else next((p for p in out.parents if p.exists()), Path("/"))
     if out.exists() and not out.is_dir():
         raise OutputFolderError(str(out), "exists and is not a folder")
+    if not probe_dir.is_dir():
+        raise OutputFolderError(str(out), f"cannot be created: {probe_dir} is a file, not a folder")
     if not os.access(probe_dir, os.W_OK | os.X_OK):
         raise OutputFolderError(str(out), f"is not writable ({probe_dir} does not allow writing)")
-    if not out.exists() or not any(out.iterdir()):
+    if not out.exists() or not any(p.name != LOCK_FILE for p in out.iterdir()):
         return False
     run_file = out / RUN_FILE
     previous: dict[str, Any] | None = None
@@ -355,13 +358,35 @@ def _write_run_file(plan: RunPlan, status: str, extra: Mapping[str, Any] | None 
 def execute(plan: RunPlan, workers: int = 2, scheduler: str | None = None,
             progress: ProgressCallback | None = None) -> RunResult:
     """Run a checked plan: cases, cohort tables, study stage, report."""
+    started = time.perf_counter()
+    out = plan.out
+    out.mkdir(parents=True, exist_ok=True)
+    with run_lock(out):
+        return _execute(plan, out, started, workers, scheduler, progress)
+
+
+@contextlib.contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """One run per output folder at a time (the lock is the kernel's: a killed run releases it)."""
+    import fcntl
+
+    handle = open(out / LOCK_FILE, "a+")  # noqa: SIM115 - held for the whole run
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise OutputFolderError(str(out), "another spinemets run is writing to this folder") from None
+        yield
+    finally:
+        handle.close()
+
+
+def _execute(plan: RunPlan, out: Path, started: float, workers: int, scheduler: str | None,
+             progress: ProgressCallback | None) -> RunResult:
     from . import report as report_mod
     from . import studies as studies_mod
     from . import study as study_mod
 
-    started = time.perf_counter()
-    out = plan.out
-    out.mkdir(parents=True, exist_ok=True)
     clean_temporaries(out)
     if plan.resumed:
         logger.warning("resuming the run in %s (same config and manifest): finished cases are kept", out)

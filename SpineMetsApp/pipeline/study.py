@@ -255,6 +255,7 @@ def run_task(plan: RunPlan, tables: Mapping[str, Any], task: dict[str, Any], tas
             trained[model["name"]] = trainer(frame, model, task, seed=seed, columns=columns, metadata=metadata,
                                              out_dir=task_dir / "models" / model["name"], synthetic=synthetic)
             trained[model["name"]]["n_features"] = len(columns)
+            trained[model["name"]]["kind"] = model["kind"]
         except (SpineMetsError, ValueError) as exc:
             logger.warning("task %s: model %s failed: %s", task["name"], model["name"], exc)
             failures.append({"model": model["name"], "error": str(exc)})
@@ -300,7 +301,7 @@ def run_task(plan: RunPlan, tables: Mapping[str, Any], task: dict[str, Any], tas
     write_table_csv(out["comparison"], task_dir / "comparison.csv")
     out["explain"] = _explain(config, trained, frame, task, best, task_dir, tables)
     logger.info("task %s: SHAP done", task["name"])
-    if config["predict"]["enabled"] and trained[best]["card"].get("kind", "classical") == "classical":
+    if config["predict"]["enabled"] and trained[best].get("kind", "classical") == "classical":
         out["predict"] = _predict(trained[best], best, features, task, task_dir, tables, long)
     write_text_atomic(task_dir / "summary.json", json.dumps(summary, indent=2, default=str, sort_keys=True) + "\n")
     return out
@@ -399,8 +400,8 @@ def _explain(config: Any, trained: Mapping[str, Any], frame: pd.DataFrame, task:
     from SpineMetsClassifierLib.models.package import load_package
 
     for name in chosen:
-        if trained[name]["card"].get("kind", "classical") != "classical" and "classifier" not in trained[name]["card"]:
-            continue
+        if trained[name].get("kind", "classical") != "classical":
+            continue  # SHAP here is the classical models' (the deep-model kinds explain themselves)
         try:
             package = load_package(trained[name]["package"])
             with warnings.catch_warnings():

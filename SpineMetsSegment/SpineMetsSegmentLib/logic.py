@@ -101,9 +101,7 @@ class LesionSegmentationLogic:
     ) -> tuple[Any, dict[int, str]]:
         """Add one named segment per label of ``labelmap`` (resampled to the reference by position)."""
         image = dataio.read_image(labelmap) if not isinstance(labelmap, sitk.Image) else labelmap
-        ref_image = volumes.volume_to_sitk(referenceVolume)
-        if not volumes.Geometry.from_image(image).same_grid(volumes.Geometry.from_image(ref_image)):
-            image = volumes.resample_like(image, ref_image, labelmap=True, name=f"labelmap {labelmap}")
+        image = volumes.resample_to(image, volumes.volume_to_sitk(referenceVolume), labelmap=True, name=f"labelmap {labelmap}")
         labels = [int(v) for v in np.unique(sitk.GetArrayViewFromImage(image)) if v != 0]
         names = dict(names) if names else {v: f"Lesion {v}" for v in labels}
         specs = [
@@ -111,9 +109,14 @@ class LesionSegmentationLogic:
             for i, v in enumerate(labels)
         ]
         node = segmentationNode or segmentations.new_segmentation_node("Lesions", referenceVolume)
-        node, ids = segmentations.labelmap_to_segmentation(
-            sitk.Cast(image, sitk.sitkUInt16), specs, seg_node=node, replace_existing=replaceExisting
-        )
+        try:
+            node, ids = segmentations.labelmap_to_segmentation(
+                sitk.Cast(image, sitk.sitkUInt16), specs, seg_node=node, replace_existing=replaceExisting
+            )
+        except Exception:
+            if segmentationNode is None:
+                remove_node_tree(node)
+            raise
         return node, ids
 
     def loadCase(self, row: CaseRow, sequences: Sequence[str] | None = None) -> LoadedCase:
@@ -347,24 +350,15 @@ class LesionSegmentationLogic:
             node.GetSegmentation().GetNumberOfSegments() == 0
         ):
             node.SetReferenceImageGeometryParameterFromVolumeNode(referenceVolume)
-        to_remove = []
-        staged = []
-        for spec in specs:
-            existing = segmentations.find_segment_id(node, spec.name)
-            if existing and replaceExisting:
-                to_remove.append((existing, spec.name))
-            staged.append(segmentations.SegmentSpec(spec.label, segmentations.unique_segment_name(node, spec.name), spec.color))
         try:
-            node, ids = segmentations.labelmap_to_segmentation(sitk.Cast(labelmap, sitk.sitkUInt16), staged, seg_node=node)
+            # Core replaces a same-name segment only after the import worked (one implementation).
+            node, ids = segmentations.labelmap_to_segmentation(
+                sitk.Cast(labelmap, sitk.sitkUInt16), list(specs), seg_node=node, replace_existing=replaceExisting
+            )
         except Exception:
             if created:
                 remove_node_tree(node)
             raise
-        seg = node.GetSegmentation()
-        for existing, name in to_remove:
-            seg.RemoveSegment(existing)
-            new_id = ids[next(s.label for s in specs if s.name == name)]
-            seg.GetSegment(new_id).SetName(name)
         return {label: (node, sid) for label, sid in ids.items()}
 
 

@@ -40,11 +40,6 @@ MODULE_FILES = {
 }
 
 
-# Error names still defined twice, each with the issue that gives it one home. The model-package
-# format helper replaces both ModelPackageErrors by one in SpineMetsCore/packages.py (issue 9).
-KNOWN_DUPLICATE_ERRORS = {"ModelPackageError"}
-
-
 def imported_packages(path: Path, package: str | None = None) -> dict[str, int]:
     """SpineMets top-level packages imported by ``path`` -> first line; relative imports resolve to ``package``."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
@@ -111,26 +106,30 @@ class LayersTest(unittest.TestCase):
                 for node in ast.walk(tree):
                     if isinstance(node, ast.ClassDef) and node.name.endswith("Error"):
                         homes.setdefault(node.name, []).append(str(path.relative_to(REPO)))
-        duplicates = {name: where for name, where in homes.items() if len(where) > 1 and name not in KNOWN_DUPLICATE_ERRORS}
+        duplicates = {name: where for name, where in homes.items() if len(where) > 1}
         self.assertEqual(duplicates, {}, "one home per error class")
 
     def test_every_error_class_is_a_spinemets_error(self):
-        import importlib
-
-        from SpineMetsCore.errors import SpineMetsError
-
-        outside = []
-        for package in ("SpineMetsCore", "SpineMetsPhantom"):
+        """Every ``*Error`` class of every package derives (through its bases' names) from SpineMetsError."""
+        bases: dict[str, list[str]] = {}
+        where: dict[str, str] = {}
+        for package in PACKAGES:
             for path in python_files(package):
-                module_name = ".".join(path.relative_to(PACKAGES[package]).with_suffix("").parts)
-                module_name = package if module_name == "__init__" else f"{package}.{module_name}".removesuffix(".__init__")
-                tree = ast.parse(path.read_text(encoding="utf-8"))
-                names = [n.name for n in tree.body if isinstance(n, ast.ClassDef) and n.name.endswith("Error")]
-                if not names:
-                    continue
-                module = importlib.import_module(module_name)
-                outside += [f"{module_name}.{n}" for n in names if not issubclass(getattr(module, n), SpineMetsError)]
-        self.assertEqual(outside, [])
+                for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                    if isinstance(node, ast.ClassDef):
+                        names = [b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "") for b in node.bases]
+                        bases.setdefault(node.name, names)
+                        where.setdefault(node.name, str(path.relative_to(REPO)))
+
+        def rooted(name: str, seen: frozenset[str] = frozenset()) -> bool:
+            if name == "SpineMetsError":
+                return True
+            if name in seen or name not in bases:
+                return False
+            return any(rooted(base, seen | {name}) for base in bases[name])
+
+        outside = [f"{where[n]}: {n}" for n in bases if n.endswith("Error") and not rooted(n)]
+        self.assertEqual(outside, [], "errors outside the SpineMetsError tree")
 
 
 class LazyCliTest(unittest.TestCase):

@@ -59,6 +59,16 @@ def tearDownModule() -> None:  # noqa: N802
     shutil.rmtree(_COHORT["root"], ignore_errors=True)
 
 
+def reference_run() -> Path:
+    """One uninterrupted serial run of the shared cohort (made once; the kill test compares against it)."""
+    from SpineMetsApp.pipeline import run_pipeline
+
+    out = _COHORT["root"] / "reference"
+    if not (out / "run.json").is_file() or json.loads((out / "run.json").read_text())["status"] != "complete":
+        run_pipeline(_COHORT["manifest"], _COHORT["root"] / "config.json", out, workers=0)
+    return out
+
+
 def run_cli(*argv: str) -> tuple[int, str, str]:
     from SpineMetsApp.cli import main
 
@@ -127,6 +137,17 @@ class ConfigTest(unittest.TestCase):
         self.assertEqual(demo["statistics"]["conf_level"], 0.95)  # a default filled in
         self.assertNotEqual(load_config(CONFIG).digest(), load_config({**CONFIG, "seed": 4}).digest())
 
+    def test_every_key_is_documented(self):
+        """docs/pipeline.md lists the schema exactly as `spinemets run --help` does (generated from one place)."""
+        from SpineMetsApp.pipeline.cases import MANIFEST_COLUMN_DOCS
+        from SpineMetsApp.pipeline.config import describe_schema
+
+        docs = (REPO / "docs" / "pipeline.md").read_text()
+        for line in describe_schema(markdown=True):
+            self.assertIn(line, docs)
+        for column in MANIFEST_COLUMN_DOCS:
+            self.assertIn(f"`{column}`", docs)
+
     def test_markups_files_in_lps_and_ras(self):
         from SpineMetsApp.pipeline.cases import read_markups, seeds_and_roi
         from SpineMetsApp.pipeline.democohort import markups_points_json, markups_roi_json
@@ -175,7 +196,7 @@ class PipelineTest(unittest.TestCase):
     def test_end_to_end_values_and_report(self):
         from SpineMetsApp.pipeline import run_pipeline
 
-        out = self.tmp / "out"
+        out = _COHORT["root"] / "reference"  # kept for the kill test's comparison
         # First run through the headless-Slicer example script (the same API as the CLI).
         import importlib.util
 
@@ -251,6 +272,32 @@ class PipelineTest(unittest.TestCase):
         self.assertEqual(len(again.cached), N_CASES)
         self.assertEqual(comparable_files(out), before)
 
+    def test_existing_seg_nrrd_with_a_segment_name(self):
+        """Method `mask`: a Slicer .seg.nrrd per case, one named segment used; Dice against the labelmap is 1."""
+        import SimpleITK as sitk
+
+        from SpineMetsApp.pipeline import run_pipeline
+        from SpineMetsCore import dataio, segmentations
+
+        def with_segmentations(frame: pd.DataFrame) -> None:
+            frame.drop(index=frame.index[2:], inplace=True)
+            paths = []
+            for i, mask in enumerate(frame["mask"]):
+                labelmap = sitk.Cast(sitk.ReadImage(mask), sitk.sitkUInt16)
+                node, _ = segmentations.labelmap_to_segmentation(labelmap, {1: "index lesion", 2: "other", 3: "third"})
+                paths.append(str(dataio.write_segmentation(node, self.tmp / f"case{i}.seg.nrrd")))
+            frame["lesion_seg"] = paths
+            frame["segment"] = "index lesion"
+
+        manifest = self._manifest_copy(with_segmentations)
+        config = {**CONFIG, "tasks": [], "segmentation": {"method": "mask", "mask_column": "lesion_seg",
+                                                           "reference_column": "mask"}}
+        result = run_pipeline(manifest, config, self.tmp / "out", workers=0)
+        self.assertEqual(result.failed, {})
+        seg = pd.read_csv(self.tmp / "out" / "segmentation.csv")
+        np.testing.assert_allclose(seg["dice"], 1.0)  # exactly the reference's label-1 lesion
+        np.testing.assert_allclose(seg["volume_ml"], seg["reference_volume_ml"])
+
     def test_broken_case_is_recorded_and_the_cohort_completes(self):
         def corrupt(frame: pd.DataFrame) -> None:
             bad = self.tmp / "broken_T2.nii.gz"
@@ -259,7 +306,9 @@ class PipelineTest(unittest.TestCase):
 
         manifest = self._manifest_copy(corrupt)
         out = self.tmp / "out"
-        code, stdout, stderr = run_cli("run", "--manifest", str(manifest), "--config", str(self.config),
+        config = self.tmp / "one_model.json"  # one model is enough here
+        config.write_text(json.dumps({**CONFIG, "tasks": [{**CONFIG["tasks"][0], "feature_sets": {"edf": "edf"}}]}))
+        code, stdout, stderr = run_cli("run", "--manifest", str(manifest), "--config", str(config),
                                        "--out", str(out), "--workers", "0")
         self.assertEqual(code, 1, stderr)
         summary = json.loads(stdout.strip().splitlines()[0])
@@ -269,7 +318,7 @@ class PipelineTest(unittest.TestCase):
         self.assertEqual(failures["case_id"].tolist(), [broken])
         self.assertIn("broken_T2.nii.gz", failures["error"][0])
         predictions = pd.read_csv(out / "tasks/tumour/predictions.csv")
-        self.assertEqual(len(predictions), 2 * (N_CASES - 1))
+        self.assertEqual(len(predictions), N_CASES - 1)
         self.assertNotIn(broken, set(predictions["case_id"]))
         self.assertIn(broken, (out / "report.html").read_text())
 
@@ -329,6 +378,24 @@ class PipelineTest(unittest.TestCase):
         self.assertFalse((out / "run.json").exists())
 
 
+class SchedulerTest(unittest.TestCase):
+    def test_existing_cluster_by_address(self):
+        """--scheduler: the cases go to an existing Dask cluster (here an in-process one); no study tasks."""
+        from distributed import LocalCluster
+
+        from SpineMetsApp.pipeline import run_pipeline
+
+        tmp = Path(tempfile.mkdtemp(prefix="spinemets-sched-"))
+        self.addCleanup(lambda: __import__("shutil").rmtree(tmp, ignore_errors=True))
+        with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+            result = run_pipeline(_COHORT["manifest"], {**CONFIG, "tasks": []}, tmp / "out",
+                                  scheduler=cluster.scheduler_address)
+        self.assertEqual(len(result.computed), N_CASES)
+        seg = pd.read_csv(tmp / "out" / "segmentation.csv")
+        self.assertGreater(seg["dice"].median(), 0.75)
+        self.assertIn("Segmentation", (tmp / "out" / "report.html").read_text())
+
+
 class LibraryHandOffTest(unittest.TestCase):
     def test_all_classifiers_adapt_to_a_tiny_cohort(self):
         """`train --classifier all` on 16 rows: k-NN's and the SVM's settings fit the folds, they train;
@@ -368,8 +435,7 @@ class KillTest(unittest.TestCase):
         tmp = Path(tempfile.mkdtemp(prefix="spinemets-kill-"))
         self.addCleanup(lambda: __import__("shutil").rmtree(tmp, ignore_errors=True))
         manifest, config = _COHORT["manifest"], _COHORT["root"] / "config.json"
-        reference = tmp / "reference"
-        run_pipeline(manifest, config, reference, workers=0)
+        reference = reference_run()
 
         out = tmp / "killed"
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(

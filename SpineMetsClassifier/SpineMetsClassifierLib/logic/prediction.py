@@ -100,15 +100,15 @@ class PredictionLogic:
         })
         prov = tables.provenance(
             operation="predictToTable", model=str(package.path), model_sha256=package.sha256,
-            task=package.card["task"], synthetic_training_data=package.synthetic,
+            task=package.card["task"], synthetic_training_data=package.synthetic_training_data,
             features={k: _jsonable(frame.iloc[0][k]) for k in package.schema.names},
         )
         name = tableNode.GetName() if tableNode is not None else f"{package.label} prediction"
         node = tables.dataframe_to_table_node(result, name=name, node=tableNode, prov=prov)
         node.SetAttribute(PREDICTED_CLASS_ATTRIBUTE, ranked[0][0])
-        node.SetAttribute(SYNTHETIC_ATTRIBUTE, "true" if package.synthetic else "false")
+        node.SetAttribute(SYNTHETIC_ATTRIBUTE, "true" if package.synthetic_training_data else "false")
         node.SetAttribute(MODEL_ATTRIBUTE, package.sha256)
-        if package.synthetic:
+        if package.synthetic_training_data:
             logger.warning("model %s was trained on synthetic data: not clinically valid", package.path)
         return node
 
@@ -171,14 +171,14 @@ class PredictionLogic:
         prov = tables.provenance(
             operation="explainToTable", model=str(package.path), model_sha256=package.sha256,
             explainer=result.explainer, output=result.output, explained_class=cls,
-            base_value=contributions.attrs["base_value"], synthetic_training_data=package.synthetic, figure=str(png),
+            base_value=contributions.attrs["base_value"], synthetic_training_data=package.synthetic_training_data, figure=str(png),
         )
         name = tableNode.GetName() if tableNode is not None else f"{package.label} SHAP"
         node = tables.dataframe_to_table_node(contributions.reset_index(drop=True), name=name, node=tableNode, prov=prov)
         node.SetAttribute(PREDICTED_CLASS_ATTRIBUTE, result.predicted[0])
         node.SetAttribute("SpineMets.ExplainedClass", cls)
         node.SetAttribute("SpineMets.ShapFigure", str(png))
-        node.SetAttribute(SYNTHETIC_ATTRIBUTE, "true" if package.synthetic else "false")
+        node.SetAttribute(SYNTHETIC_ATTRIBUTE, "true" if package.synthetic_training_data else "false")
         return node, png
 
 

@@ -5,8 +5,8 @@ Public API (imported lazily, so ``import SpineMetsClassifierLib.models`` stays c
 - feature sets: :func:`select_features` (``edf``, ``radiomics+age``, patterns; see :mod:`.feature_sets`)
 - pipeline: :data:`CLASSIFIERS` (``lr svm rf gb knn nb mlp``), :class:`SelectionConfig`, :func:`build_pipeline`
 - training: :class:`TrainConfig`, :func:`train_model`, :func:`train_all`, :func:`save_training`
-- packages: :func:`load_package`, :func:`save_package`, :func:`read_card`, :data:`TRUSTED_TYPES`,
-  :class:`ModelIntegrityError`, :class:`UntrustedModelError`
+- packages (the Core format, skops payload): :func:`load_package`, :func:`save_package`, :func:`read_card`,
+  :data:`TRUSTED_TYPES`, :class:`ModelPackageError` (``SpineMetsCore.packages``)
 - inference: :func:`predict_table`, :func:`predict_proba`, :func:`ranked_classes`, :class:`FeatureMismatchError`
 - SHAP: :func:`explain`, :func:`global_importance`, :func:`ranking`, :func:`case_contributions`,
   :func:`write_explanations`
@@ -36,8 +36,6 @@ _EXPORTS: dict[str, str] = {
     "comparison_table": "training",
     "ModelPackage": "package",
     "ModelPackageError": "package",
-    "ModelIntegrityError": "package",
-    "UntrustedModelError": "package",
     "TRUSTED_TYPES": "package",
     "load_package": "package",
     "save_package": "package",

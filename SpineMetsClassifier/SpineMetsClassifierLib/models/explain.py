@@ -364,7 +364,7 @@ def write_explanations(
                       n_cases=len(result.case_ids),
                       model=None if package is None else str(package.path),
                       model_sha256=None if package is None else package.sha256,
-                      synthetic_training_data=None if package is None else package.synthetic)
+                      synthetic_training_data=None if package is None else package.synthetic_training_data)
     written = {"global": write_table_csv(global_importance(result), out / "shap_global.csv", prov)}
     per_case = []
     for i, cid in enumerate(result.case_ids):

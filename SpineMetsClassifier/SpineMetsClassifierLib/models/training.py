@@ -69,8 +69,6 @@ DEFAULT_SVM_CALIBRATION_FOLDS = 3
 DEFAULT_SCORING = "neg_log_loss"
 INTENDED_USE = ("Research use only. Not a medical device; not validated for clinical decisions. "
                 "Performance figures are those of the training data described here.")
-SYNTHETIC_WARNING = ("Trained on SYNTHETIC phantom data: the model says nothing about patients "
-                     "and must never be presented as clinically valid.")
 MULTICLASS_KEYS = ("accuracy", "top2_accuracy", "top3_accuracy", "auc_macro_ovr", "f1_macro",
                    "precision_macro", "recall_macro", "brier")
 BINARY_KEYS = ("auc", "accuracy", "sensitivity", "specificity", "ppv", "npv", "f1_macro", "brier")
@@ -486,12 +484,10 @@ def _card(config: TrainConfig, schema: FeatureSchema, pipeline: Any, classes: li
         "seed": config.seed,
         "synthetic_training_data": bool(synthetic),
         "intended_use": INTENDED_USE,
-        "versions": library_versions(),
+        "library_versions": library_versions(),
         "metrics_convention": "SpineMetsCore.stats.classification_metrics (sklearn conventions)",
     }
-    if synthetic:
-        card["warning"] = SYNTHETIC_WARNING
-    return card
+    return card  # the synthetic-data warning is derived from the flag on every load (SpineMetsCore.packages)
 
 
 # ----------------------------------------------------------------------------- outputs

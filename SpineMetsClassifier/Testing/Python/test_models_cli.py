@@ -52,7 +52,7 @@ class ModelCliTest(unittest.TestCase):
         self.assertEqual(summary["model"], str(self.model))
         self.assertTrue(summary["synthetic_training_data"])
         card = json.loads((self.model / "model.json").read_text())
-        self.assertEqual(summary["sha256"], card["model_file"]["sha256"])
+        self.assertEqual(summary["sha256"], card["payload"]["sha256"])
         self.assertEqual(card["training"]["split"]["column"], "centre_split")
         n_external = int((self.frame["centre"] == "C2").sum())
         self.assertEqual(card["training"]["n_test_cases"], n_external)

@@ -1,5 +1,6 @@
-"""Model packages: round trip, checksum and trusted-type refusal, feature-mismatch errors."""
+"""Classifier packages (Core format, skops payload): round trip, checksums, trusted types, legacy, feature mismatch."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -12,6 +13,14 @@ import numpy as np
 import pandas as pd
 
 from SpineMetsPhantom import EDF_ITEMS, PhantomConfig, sample_records
+
+
+def resign(folder, *names):
+    """Re-sign members in checksums.json, as a forger would."""
+    sums = json.loads((folder / "checksums.json").read_text())
+    for name in names:
+        sums["members"][name] = {"sha256": hashlib.sha256((folder / name).read_bytes()).hexdigest()}
+    (folder / "checksums.json").write_text(json.dumps(sums))
 
 
 class PackageTest(unittest.TestCase):
@@ -57,44 +66,58 @@ class PackageTest(unittest.TestCase):
         # the card names everything the issue asks for
         card = load_package(self.folder).card
         for key in ("task", "classes", "feature_names", "preprocessing", "classifier", "training", "cv_metrics",
-                    "versions", "seed", "synthetic_training_data", "model_file", "trusted_types"):
+                    "library_versions", "seed", "synthetic_training_data", "intended_use", "payload", "trusted_types"):
             self.assertIn(key, card)
-        self.assertEqual(len(card["model_file"]["sha256"]), 64)
+        self.assertEqual((card["kind"], card["payload"]["format"]), ("sklearn-classifier", "skops"))
+        self.assertEqual(len(card["payload"]["sha256"]), 64)
+        sums = json.loads((self.folder / "checksums.json").read_text())["members"]
+        self.assertEqual(set(sums), {"model.json", "model.skops", "background.csv", "cv_predictions.csv", "cv_folds.csv",
+                                     "metrics.json"})
+        self.assertEqual(sums["model.json"]["sha256"], sha256_bytes((self.folder / "model.json").read_bytes()))
         self.assertIn("hyper_parameters", card["classifier"])
         self.assertEqual(sum(card["training"]["label_counts"].values()), 160)
         self.assertNotIn(b"pickle", (self.folder / "model.json").read_bytes())
 
     def test_tampered_model_file_refused(self):
-        from SpineMetsClassifierLib.models.package import ModelIntegrityError, load_package
+        from SpineMetsClassifierLib.models.package import ModelPackageError, load_package
 
         target = self._copy("tampered")
         data = bytearray((target / "model.skops").read_bytes())
         data[len(data) // 2] ^= 0xFF
         (target / "model.skops").write_bytes(bytes(data))
-        with self.assertRaises(ModelIntegrityError) as ctx:
+        with self.assertRaises(ModelPackageError) as ctx:
             load_package(target)
         self.assertIn("model.skops", str(ctx.exception))
         self.assertIn("SHA-256", str(ctx.exception))
-        with self.assertRaises(ModelIntegrityError):
+        with self.assertRaisesRegex(ModelPackageError, "is not the expected 0000"):
             load_package(self.folder, expected_sha256="0" * 64)
 
     def test_untrusted_type_refused_even_with_matching_checksum(self):
         import skops.io as sio
         from sklearn.preprocessing import FunctionTransformer
-        from SpineMetsClassifierLib.models.package import UntrustedModelError, load_package, save_package, sha256_bytes
+        from SpineMetsClassifierLib.models.package import ModelPackageError, load_package, save_package, sha256_bytes
 
         evil = sio.dumps(FunctionTransformer(func=os.system))
         self.assertTrue(sio.get_untrusted_types(data=evil))
         target = self._copy("evil")
         (target / "model.skops").write_bytes(evil)
         card = json.loads((target / "model.json").read_text())
-        card["model_file"]["sha256"] = sha256_bytes(evil)  # an attacker can fix the checksum too
+        card["payload"]["sha256"] = sha256_bytes(evil)  # an attacker can fix every checksum too
         (target / "model.json").write_text(json.dumps(card))
-        with self.assertRaises(UntrustedModelError) as ctx:
+        resign(target, "model.skops", "model.json")
+        with self.assertRaises(ModelPackageError) as ctx:
             load_package(target)
         self.assertIn("system", str(ctx.exception))
+        self.assertIn("untrusted type", str(ctx.exception))
+        # a pickle in place of the skops file is refused before any parser sees it
+        (target / "model.skops").write_bytes(b"\x80\x04K\x01.")
+        card["payload"]["sha256"] = sha256_bytes(b"\x80\x04K\x01.")
+        (target / "model.json").write_text(json.dumps(card))
+        resign(target, "model.skops", "model.json")
+        with self.assertRaisesRegex(ModelPackageError, r"evil/model\.skops: is a Python pickle"):
+            load_package(target)
         # and we never write a package we would refuse to load
-        with self.assertRaises(UntrustedModelError):
+        with self.assertRaises(ModelPackageError):
             save_package(self.tmp / "never", FunctionTransformer(func=os.system), self.result.card, self.result.background)
         self.assertFalse((self.tmp / "never").exists())
 
@@ -145,6 +168,41 @@ class PackageTest(unittest.TestCase):
         np.testing.assert_array_equal(table.filter(like="prob_").iloc[[0, 2]].to_numpy(),
                                       alone.filter(like="prob_").to_numpy())
 
+    def test_edited_card_refused_synthetic_warning_on_load(self):
+        from SpineMetsClassifierLib.models.package import ModelPackageError, load_package
+
+        self.assertTrue(self.result.card["synthetic_training_data"])
+        with self.assertLogs("SpineMetsCore.packages", "WARNING") as logs:
+            package = load_package(self.zip)
+        self.assertIn("trained on SYNTHETIC data", "\n".join(logs.output))
+        self.assertTrue(package.synthetic_training_data)
+        target = self._copy("edited")
+        card = json.loads((target / "model.json").read_text())
+        card["synthetic_training_data"] = False
+        (target / "model.json").write_text(json.dumps(card, indent=2))
+        with self.assertRaisesRegex(ModelPackageError, r"edited/model\.json: SHA-256 checksum mismatch .*the card was edited"):
+            load_package(target)
+
+    def test_legacy_package_loads_with_deprecation_warning(self):
+        from SpineMetsClassifierLib.models.inference import predict_proba
+        from SpineMetsClassifierLib.models.package import load_package
+
+        legacy = self._copy("legacy")
+        (legacy / "checksums.json").unlink()
+        card = json.loads((legacy / "model.json").read_text())
+        payload, background = card.pop("payload"), card.pop("background")
+        card.pop("kind")
+        card.update(format="spinemets-model", format_version=1, versions=card.pop("library_versions"),
+                    model_file={"name": "model.skops", "format": "skops", "sha256": payload["sha256"]},
+                    background_file={"name": "background.csv", "n_rows": background["n_rows"],
+                                     "sha256": hashlib.sha256((legacy / "background.csv").read_bytes()).hexdigest()})
+        (legacy / "model.json").write_text(json.dumps(card))
+        with self.assertWarns(DeprecationWarning):
+            package = load_package(legacy)
+        np.testing.assert_array_equal(predict_proba(package, self.rows), predict_proba(load_package(self.folder), self.rows))
+        self.assertEqual(package.sha256, payload["sha256"])
+        self.assertEqual(len(package.background), background["n_rows"])
+
     def test_not_a_package(self):
         from SpineMetsClassifierLib.models.package import ModelPackageError, load_package, save_package
 
@@ -156,7 +214,7 @@ class PackageTest(unittest.TestCase):
         busy = self.tmp / "busy"
         busy.mkdir(exist_ok=True)
         (busy / "notes.txt").write_text("keep me")
-        with self.assertRaises(InputError):
+        with self.assertRaisesRegex(InputError, "not a SpineMets model package; refusing to replace it"):
             save_package(busy, self.result.pipeline, self.result.card, self.result.background)
         self.assertEqual((busy / "notes.txt").read_text(), "keep me")
 

@@ -84,10 +84,10 @@ class StudyAQualityTest(unittest.TestCase):
         self.assertEqual(card["training"]["label_counts"], {k: int(v) for k, v in dev["site"].value_counts().items()})
         self.assertEqual(card["training"]["split"], {"method": "column", "column": "partition", "test_values": ["test"]})
         self.assertTrue(card["synthetic_training_data"])  # phantom_version column detected
-        self.assertIn("SYNTHETIC", card["warning"])
+        self.assertIn("Research use only", card["intended_use"])  # the synthetic warning comes from the flag on load
         self.assertEqual(card["classifier"]["name"], "lr")
         self.assertIn(card["classifier"]["best_params"]["C"], [0.1, 1.0])
-        self.assertIn("scikit-learn", card["versions"])
+        self.assertIn("scikit-learn", card["library_versions"])
         self.assertEqual(card["seed"], 0)
         pooled = card["cv_metrics"]["pooled_out_of_fold"]
         self.assertAlmostEqual(pooled["top3_accuracy"], self.result.cv_metrics["top3_accuracy"])

@@ -10,7 +10,8 @@
    (:func:`segment_images`, on each case's own grid) and computes the lesion
    Dice against the phantom's ground truth,
 4. records that Dice in the model card's ``validation_metrics.held_out`` and
-   writes the package atomically.
+   writes the package atomically in the SpineMets package format (card,
+   ``weights.safetensors`` and ``checksums.json`` over both; docs/model-packages.md).
 
 The figures in the card are therefore measured by this script, never typed by
 hand. The model is trained on synthetic data only (its card says so) and must
@@ -168,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         card["validation_metrics"] = {**card["validation_metrics"], "held_out": held_out}
         card["training_data"] = {**card["training_data"], "regenerate": "python SpineMetsSegment/Resources/Scripts/train_demo_unet.py"}
         card["disclaimer"] = "Trained on synthetic phantom images only. Not a medical device; not clinically valid."
+        card["intended_use"] = ("Demonstration only: trained on synthetic phantom images. Not a medical device; "
+                                "not clinically valid; never use on patients.")
         card["training"] = {**card["training"], "wall_seconds_including_data": round(train_seconds, 1)}
         write_model_package(args.out, card, pkg.state_dict)
     final = load_model_package(args.out)
@@ -179,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         "best_epoch": result.best_epoch,
         "train_seconds": round(train_seconds, 1),
         "total_seconds": round(time.perf_counter() - started, 1),
-        "weights_bytes": final.card["weights"]["bytes"],
+        "weights_bytes": final.card["payload"]["bytes"],
         "synthetic_training_data": final.synthetic_training_data,
     }
     print(json.dumps(summary, indent=2))

@@ -3,11 +3,12 @@
 Public API (torch and MONAI are imported only when a function needs them)::
 
     from SpineMetsSegmentLib.unet import load_model_package, segment_images
-    pkg = load_model_package("Model/")           # verifies the weights' SHA-256 first
+    pkg = load_model_package("Model/")           # verifies every SHA-256 (card included) first
     labelmap = segment_images({"T1": t1, "T2": t2, "STIR": stir}, pkg)
 
-A model package is a folder (or .zip) with ``model.json`` (the model card) and
-``weights.safetensors``; see :mod:`.package`. Trained models are written by
+A model package is a folder (or .zip) with ``model.json`` (the model card),
+``weights.safetensors`` and ``checksums.json``, in the one SpineMets package format
+(:mod:`SpineMetsCore.packages`, docs/model-packages.md); :mod:`.package` adds the U-Net parts. Trained models are written by
 :func:`train_model` (``spinemets train-seg``).
 """
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .package import ModelPackageError
+from SpineMetsCore.packages import ModelPackageError
 
 UNET_CLASS = "monai.networks.nets.UNet"
 

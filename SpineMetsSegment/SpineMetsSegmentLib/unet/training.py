@@ -113,7 +113,7 @@ class TrainingResult:
             "device": self.card["training"]["device"],
             "seconds": round(self.seconds, 1),
             "synthetic_training_data": self.card["synthetic_training_data"],
-            "weights_sha256": self.card["weights"]["sha256"],
+            "weights_sha256": self.card["payload"]["sha256"],
         }
 
 

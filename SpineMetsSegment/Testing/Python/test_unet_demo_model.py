@@ -56,7 +56,9 @@ class DemoModelTest(unittest.TestCase):
         self.assertAlmostEqual(held_out["dice_lesion_mean"], float(np.mean(list(held_out["per_case_dice"].values()))), places=3)
         self.assertGreaterEqual(held_out["dice_lesion_mean"], 0.85)
         self.assertTrue(held_out["case_seeds_disjoint_from_training"])
-        self.assertLess(card["weights"]["bytes"], 5_000_000)
+        self.assertLess(card["payload"]["bytes"], 5_000_000)
+        self.assertEqual(card["format_version"], 2)  # the shipped package is in the current format
+        self.assertIn("not clinically valid", card["intended_use"])
         self.assertEqual([lab["name"] for lab in self.pkg.labels], ["lesion"])
 
     def test_fresh_phantom_case_is_segmented_in_one_inference(self):

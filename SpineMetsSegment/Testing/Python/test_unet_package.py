@@ -1,4 +1,4 @@
-"""U-Net model packages: checksum before loading, safetensors only, clear errors, atomic writes."""
+"""U-Net model packages (Core format, safetensors payload): checksums first, safetensors only, clear errors."""
 
 import hashlib
 import json
@@ -54,7 +54,19 @@ class ModelPackageTest(unittest.TestCase):
         return json.loads(((folder or self.pkg_dir) / "model.json").read_text())
 
     def write_card(self, card, folder=None):
-        ((folder or self.pkg_dir) / "model.json").write_text(json.dumps(card))
+        """Edit the card *and* re-sign checksums.json, as a forger would, to reach the checks behind the checksum."""
+        folder = folder or self.pkg_dir
+        data = json.dumps(card).encode()
+        (folder / "model.json").write_bytes(data)
+        sums = json.loads((folder / "checksums.json").read_text())
+        sums["members"]["model.json"]["sha256"] = hashlib.sha256(data).hexdigest()
+        (folder / "checksums.json").write_text(json.dumps(sums))
+
+    def resign(self, name, folder=None):
+        folder = folder or self.pkg_dir
+        sums = json.loads((folder / "checksums.json").read_text())
+        sums["members"][name] = {"sha256": hashlib.sha256((folder / name).read_bytes()).hexdigest()}
+        (folder / "checksums.json").write_text(json.dumps(sums))
 
     def test_written_package_has_card_and_valid_checksum(self):
         import torch
@@ -63,9 +75,13 @@ class ModelPackageTest(unittest.TestCase):
         card = self.read_card()
         for key in REQUIRED_KEYS:
             self.assertIn(key, card)
-        weights = self.pkg_dir / card["weights"]["file"]
+        weights = self.pkg_dir / card["payload"]["file"]
         self.assertEqual(weights.name, "weights.safetensors")
-        self.assertEqual(card["weights"]["sha256"], hashlib.sha256(weights.read_bytes()).hexdigest())
+        self.assertEqual(card["payload"]["sha256"], hashlib.sha256(weights.read_bytes()).hexdigest())
+        self.assertEqual((card["format"], card["format_version"], card["kind"]), ("spinemets-model-package", 2, "unet-segmentation"))
+        sums = json.loads((self.pkg_dir / "checksums.json").read_text())["members"]
+        self.assertEqual(sums["model.json"]["sha256"], hashlib.sha256((self.pkg_dir / "model.json").read_bytes()).hexdigest())
+        self.assertEqual(sums["weights.safetensors"]["sha256"], card["payload"]["sha256"])
         self.assertIn("torch", card["library_versions"])
         self.assertIn("created_utc", card)
         pkg = load_model_package(self.pkg_dir)
@@ -96,18 +112,20 @@ class ModelPackageTest(unittest.TestCase):
         from SpineMetsSegmentLib.unet import ModelPackageError, load_model_package
 
         payload = pickle.dumps({"w": [1, 2, 3]})
-        # a pickle under the trusted name, with the card's checksum updated to match
+        # a pickle under the trusted name, with every checksum updated to match
         (self.pkg_dir / "weights.safetensors").write_bytes(payload)
+        self.resign("weights.safetensors")
         card = self.read_card()
-        card["weights"]["sha256"] = hashlib.sha256(payload).hexdigest()
+        card["payload"]["sha256"] = hashlib.sha256(payload).hexdigest()
         self.write_card(card)
-        with self.assertRaisesRegex(ModelPackageError, "pickle"):
+        with self.assertRaisesRegex(ModelPackageError, r"weights\.safetensors: is a Python pickle"):
             load_model_package(self.pkg_dir)
         # a card naming a .pt file
         (self.pkg_dir / "weights.pt").write_bytes(payload)
-        card["weights"]["file"] = "weights.pt"
+        self.resign("weights.pt")
+        card["payload"]["file"] = "weights.pt"
         self.write_card(card)
-        with self.assertRaisesRegex(ModelPackageError, r"weights\.pt.*untrusted weights file type '\.pt'"):
+        with self.assertRaisesRegex(ModelPackageError, r"model\.json: untrusted payload file type '\.pt'"):
             load_model_package(self.pkg_dir)
         # a bare pickle file given as the package
         with self.assertRaisesRegex(ModelPackageError, "untrusted file type"):
@@ -135,11 +153,13 @@ class ModelPackageTest(unittest.TestCase):
         with self.assertRaisesRegex(ModelPackageError, "weights do not match the network"):
             load_model_package(self.pkg_dir)
 
-        self.write_card({**tiny_card(), "weights": self.read_card()["weights"], "input_sequences": ["T1"]})
+        full = self.read_card()
+        self.write_card({**full, "network": tiny_card()["network"], "input_sequences": ["T1"]})
         with self.assertRaisesRegex(ModelPackageError, "in_channels=2 but 1 input sequences"):
             load_model_package(self.pkg_dir)
 
         (self.pkg_dir / "model.json").write_text("{not json")
+        self.resign("model.json")
         with self.assertRaisesRegex(ModelPackageError, "not valid JSON"):
             load_model_package(self.pkg_dir)
         (self.pkg_dir / "model.json").unlink()
@@ -152,7 +172,7 @@ class ModelPackageTest(unittest.TestCase):
         from SpineMetsSegmentLib.unet import ModelPackageError, load_model_package, write_model_package
 
         zipped = write_model_package(self.tmp / "model.zip", self.card, self.state)
-        self.assertEqual(load_model_package(zipped).weights_sha256, self.read_card()["weights"]["sha256"])
+        self.assertEqual(load_model_package(zipped).weights_sha256, self.read_card()["payload"]["sha256"])
         # a zip of the folder (as users make them) also loads
         other = self.tmp / "folder.zip"
         with zipfile.ZipFile(other, "w") as zf:
@@ -168,6 +188,14 @@ class ModelPackageTest(unittest.TestCase):
                 dst.writestr(name, bytes(data))
         with self.assertRaisesRegex(ModelPackageError, r"tampered\.zip!weights\.safetensors: SHA-256 checksum mismatch"):
             load_model_package(tampered)
+        # a zip holding a classifier package is refused by kind, and a '../' entry by name
+        evil = self.tmp / "evil.zip"
+        with zipfile.ZipFile(zipped) as src, zipfile.ZipFile(evil, "w") as dst:
+            for name in src.namelist():
+                dst.writestr(name, src.read(name))
+            dst.writestr("../outside.txt", b"x")
+        with self.assertRaisesRegex(ModelPackageError, r"evil\.zip!\.\./outside\.txt: zip entry contains a '\.\.' component"):
+            load_model_package(evil)
 
     def test_update_card_keeps_checksum_and_write_is_atomic(self):
         from SpineMetsSegmentLib.unet import ModelPackageError, load_model_package, update_card, write_model_package
@@ -175,7 +203,7 @@ class ModelPackageTest(unittest.TestCase):
         before = self.read_card()
         card = update_card(self.pkg_dir, {"validation_metrics": {"held_out": {"dice": 0.9}}})
         self.assertEqual(card["validation_metrics"]["held_out"]["dice"], 0.9)
-        self.assertEqual(card["weights"]["sha256"], before["weights"]["sha256"])
+        self.assertEqual(card["payload"]["sha256"], before["payload"]["sha256"])
         self.assertEqual(card["created_utc"], before["created_utc"])
         # a bad card is refused before anything replaces the existing package
         bad = dict(self.card, labels=[])
@@ -185,6 +213,50 @@ class ModelPackageTest(unittest.TestCase):
         with self.assertRaises(ModelPackageError):
             write_model_package(self.tmp / "new_model", bad, self.state)
         self.assertEqual(sorted(p.name for p in self.tmp.iterdir()), ["model"])
+        with self.assertRaisesRegex(ModelPackageError, "already exists; pass overwrite"):
+            write_model_package(self.pkg_dir, self.card, self.state, overwrite=False)
+
+    def test_edited_card_refused_and_synthetic_warning_kept(self):
+        from SpineMetsSegmentLib.unet import ModelPackageError, load_model_package
+
+        with self.assertLogs("SpineMetsCore.packages", "WARNING") as logs:
+            load_model_package(self.pkg_dir)
+        self.assertIn("trained on SYNTHETIC data", "\n".join(logs.output))
+        card = self.read_card()
+        card["synthetic_training_data"] = False  # someone hides the synthetic origin
+        (self.pkg_dir / "model.json").write_text(json.dumps(card, indent=2))
+        with self.assertRaisesRegex(ModelPackageError, r"model\.json: SHA-256 checksum mismatch .*the card was edited"):
+            load_model_package(self.pkg_dir)
+        (self.pkg_dir / "checksums.json").unlink()  # ... and drops the checksum list
+        with self.assertRaisesRegex(ModelPackageError, "has no checksums.json"):
+            load_model_package(self.pkg_dir)
+
+    def test_legacy_package_loads_with_deprecation_warning(self):
+        import torch
+        from SpineMetsSegmentLib.unet import ModelPackageError, load_model_package
+
+        from SpineMetsCore.packages import upgrade_package
+
+        legacy = self.tmp / "legacy"
+        legacy.mkdir()
+        weights = (self.pkg_dir / "weights.safetensors").read_bytes()
+        (legacy / "weights.safetensors").write_bytes(weights)
+        card = {k: v for k, v in self.read_card().items() if k not in ("payload", "kind", "intended_use")}
+        card.update(format="spinemets-unet-model", format_version=1,
+                    weights={"file": "weights.safetensors", "sha256": hashlib.sha256(weights).hexdigest(), "bytes": len(weights)})
+        (legacy / "model.json").write_text(json.dumps(card))
+        with self.assertWarns(DeprecationWarning), self.assertLogs("SpineMetsCore.packages", "WARNING") as logs:
+            pkg = load_model_package(legacy)
+        self.assertIn("spinemets upgrade-model", "\n".join(logs.output))
+        self.assertTrue(pkg.synthetic_training_data)
+        for name, tensor in self.state.items():
+            self.assertTrue(torch.equal(pkg.state_dict[name], tensor), name)
+        upgraded = upgrade_package(legacy, self.tmp / "upgraded")
+        self.assertEqual(load_model_package(upgraded).weights_sha256, hashlib.sha256(weights).hexdigest())
+        self.assertTrue((upgraded / "checksums.json").is_file())
+        (legacy / "weights.safetensors").write_bytes(weights[:-1] + bytes([weights[-1] ^ 1]))
+        with self.assertRaisesRegex(ModelPackageError, r"legacy/weights\.safetensors: SHA-256 checksum mismatch \(model\.json records"):
+            load_model_package(legacy)
 
 
 if __name__ == "__main__":

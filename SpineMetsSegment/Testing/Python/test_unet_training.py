@@ -54,7 +54,7 @@ class UNetTrainingTest(unittest.TestCase):
         self.assertEqual(progress, [(1, 2), (2, 2)])
         card = json.loads((self.tmp / "a" / "model.json").read_text())
         weights = (self.tmp / "a" / "weights.safetensors").read_bytes()
-        self.assertEqual(card["weights"]["sha256"], hashlib.sha256(weights).hexdigest())
+        self.assertEqual(card["payload"]["sha256"], hashlib.sha256(weights).hexdigest())
         self.assertTrue(card["synthetic_training_data"])  # phantom manifest: detected
         self.assertEqual(card["input_sequences"], ["T1", "STIR"])
         self.assertEqual(card["seed"], 0)
@@ -74,7 +74,7 @@ class UNetTrainingTest(unittest.TestCase):
         for name in a:
             self.assertTrue(torch.equal(a[name], b[name]), f"same seed, different {name}")
         self.assertTrue(any(not torch.equal(a[n], c[n]) for n in a if a[n].is_floating_point()))
-        self.assertEqual(first.card["weights"]["sha256"], second.card["weights"]["sha256"])
+        self.assertEqual(first.card["payload"]["sha256"], second.card["payload"]["sha256"])
 
     def test_slice_wise_2d_model_segments_on_the_input_grid(self):
         from SpineMetsSegmentLib.unet import load_model_package, segment_images
@@ -122,7 +122,7 @@ class UNetTrainingTest(unittest.TestCase):
         self.assertEqual(summary["device"], "cpu")
         card = json.loads((self.tmp / "cli" / "model.json").read_text())
         self.assertEqual(card["spacing"], [3.0, 3.0, None])
-        self.assertEqual(summary["weights_sha256"], card["weights"]["sha256"])
+        self.assertEqual(summary["weights_sha256"], card["payload"]["sha256"])
 
         err = io.StringIO()
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
