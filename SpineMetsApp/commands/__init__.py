@@ -38,10 +38,10 @@ COMMANDS: dict[str, Command] = {
     "train": Command("models", "train a classifier (or all seven) and write a model package"),
     "predict": Command("models", "apply a model package: per-class probabilities and top-k labels"),
     "explain": Command("models", "SHAP explanation: global ranking, beeswarm, per-case waterfall"),
+    "upgrade-model": Command("packages", "re-save an old model package in the current checksummed format"),
     "train-dl": Command("deep", "train a MONAI ResNet classifier (2-D slices or 3-D crops) from a manifest"),
     "predict-dl": Command("deep", "apply a deep classifier package: the same predictions table as 'predict'"),
     "deep-features": Command("deep", "penultimate-layer deep features per case (dl_000, ...) for fusion models"),
-    "upgrade-model": Command("packages", "re-save an old model package in the current checksummed format"),
 }
 
 

@@ -67,7 +67,8 @@ def _cmd_train_dl(args: argparse.Namespace) -> int:
     }
     update, close = console_progress("train-dl", unit="step")
     try:
-        result = train_deep_classifier(args.manifest, args.label, args.out, progress=update, **settings)
+        result = train_deep_classifier(args.manifest, args.label, args.out, progress=update,
+                                       overwrite=args.overwrite, **settings)
     finally:
         close()
     print(json.dumps(result.summary(), indent=2, default=str))

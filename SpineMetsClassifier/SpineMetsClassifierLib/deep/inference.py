@@ -151,6 +151,7 @@ def _provenance(pkg: DeepPackage, manifest: str | os.PathLike[str], operation: s
         model=str(pkg.source),
         model_name=pkg.name,
         model_weights_sha256=pkg.sha256,
+        model_package_digest=pkg.digest,
         manifest=str(Path(manifest).resolve()),
         manifest_sha256=sha256_file(manifest),
         inputs=pkg.card["inputs"],

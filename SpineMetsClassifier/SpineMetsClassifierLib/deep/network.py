@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from SpineMetsCore.errors import InputError
+from SpineMetsCore.packages import ModelPackageError
 
 logger = logging.getLogger(__name__)
 
@@ -23,10 +24,6 @@ ARCHITECTURES: tuple[str, ...] = ("resnet10", "resnet18", "resnet34", "resnet50"
 """MONAI ResNets a card may name (study A used ResNet50; 18/34 suit small cohorts)."""
 
 EMBEDDING_LAYER = "global average pool (input of the final fc layer)"
-
-
-class DeepPackageError(InputError):
-    """A deep-learning model package is missing, malformed, tampered with or of an untrusted type."""
 
 
 def network_spec(arch: str, dims: int, in_channels: int, num_classes: int, width: float = 1.0) -> dict[str, Any]:
@@ -61,13 +58,13 @@ def build_network(spec: Mapping[str, Any], what: str = "network") -> Any:
 
     arch = spec.get("arch")
     if arch not in ARCHITECTURES:
-        raise DeepPackageError(what, f"unknown network architecture {arch!r}; allowed: {list(ARCHITECTURES)}")
+        raise ModelPackageError(what, f"unknown network architecture {arch!r}; allowed: {list(ARCHITECTURES)}")
     args = dict(spec.get("args") or {})
     args.pop("pretrained", None)  # weights come from the package or a local file, never a download
     try:
         return getattr(nets, arch)(pretrained=False, **args)
     except (TypeError, ValueError, AssertionError) as exc:
-        raise DeepPackageError(what, f"cannot build {arch} from arguments {args}: {exc}") from exc
+        raise ModelPackageError(what, f"cannot build {arch} from arguments {args}: {exc}") from exc
 
 
 def load_weights(net: Any, state_dict: Mapping[str, Any], what: str = "network") -> None:
@@ -76,7 +73,7 @@ def load_weights(net: Any, state_dict: Mapping[str, Any], what: str = "network")
         net.load_state_dict(dict(state_dict), strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
-        raise DeepPackageError(what, f"weights do not match the network in the model card ({' '.join(first[:3])})") from exc
+        raise ModelPackageError(what, f"weights do not match the network in the model card ({' '.join(first[:3])})") from exc
 
 
 def embedding_size(net: Any) -> int:

@@ -152,7 +152,7 @@ class DeepTrainResult:
             "device": training["device"],
             "seconds": round(self.seconds, 1),
             "synthetic_training_data": self.card["synthetic_training_data"],
-            "weights_sha256": self.card["weights"]["sha256"],
+            "weights_sha256": self.card["payload"]["sha256"],
         }
 
 
@@ -305,6 +305,12 @@ def _config_json(config: DeepConfig) -> dict[str, Any]:
     return json.loads(json.dumps(data, default=lambda v: list(v) if isinstance(v, tuple) else str(v)))
 
 
+def _check_destination(out: Path, overwrite: bool) -> None:
+    """Refuse an existing output before hours of training, not after (the writer checks again)."""
+    if out.exists() and not overwrite and (out.is_file() or any(out.iterdir())):
+        raise InputError(str(out), "already exists; pass overwrite=True (--overwrite) to replace it")
+
+
 def _csv_bytes(frame: pd.DataFrame) -> bytes:
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False, lineterminator="\n")
@@ -317,10 +323,13 @@ def train_deep_classifier(
     out: str | os.PathLike[str],
     config: DeepConfig | None = None,
     progress: Progress | None = None,
+    overwrite: bool = False,
     **settings: Any,
 ) -> DeepTrainResult:
     """Train on the manifest's cases and write a model package to ``out`` (atomically).
 
+    An existing package at ``out`` is replaced only with ``overwrite`` (checked
+    before training starts).
     ``settings`` override fields of ``config`` (e.g. ``arch="resnet50", dims=3``),
     which is how a YAML pipeline passes them. ``progress(done, total)`` counts
     input building (one step per case) and then epochs.
@@ -333,6 +342,7 @@ def train_deep_classifier(
         raise InputError("deep training settings", f"unknown setting(s) {unknown}")
     config = dataclasses.replace(base, label=label, **settings).check()
     spec = config.input_spec()
+    _check_destination(Path(out), overwrite)
     rows = read_manifest(manifest, required_sequences=tuple(config.sequences), require_mask=True)
     if len(rows) < 2:
         raise InputError(str(manifest), f"needs at least two cases, has {len(rows)}")
@@ -434,7 +444,7 @@ def train_deep_classifier(
         extra["validation_predictions.csv"] = _csv_bytes(val_table)
     if test_table is not None:
         extra["test_predictions.csv"] = _csv_bytes(test_table)
-    path = save_deep_package(out, card, best_state, extra_files=extra)
+    path = save_deep_package(out, card, best_state, extra_files=extra, overwrite=overwrite)
     final = load_deep_package(path).card
     logger.info("wrote deep model package %s (best epoch %d, %.1f s)", path, best_epoch, seconds)
     return DeepTrainResult(path, final, history, best_epoch, seconds, val_table, test_table)
@@ -446,8 +456,8 @@ def _card(config: DeepConfig, spec: InputSpec, spec_net: dict[str, Any], classes
           test_metrics: dict[str, float] | None, pretrained: dict[str, Any] | None, synthetic: bool,
           manifest: str | os.PathLike[str], rows: Sequence[CaseRow], device: str, seconds: float,
           n_embedding: int) -> dict[str, Any]:
-    """The model card (the package writer adds the weights' checksum and versions)."""
-    from ..models.training import INTENDED_USE, SYNTHETIC_WARNING
+    """The model card (the package writer adds format, payload checksum and library versions)."""
+    from ..models.training import INTENDED_USE
 
     n_classes = len(classes)
     counts = {c: sum(1 for i in train_idx + val_idx if labels[i] == c) for c in classes}
@@ -494,6 +504,4 @@ def _card(config: DeepConfig, spec: InputSpec, spec_net: dict[str, Any], classes
         "synthetic_training_data": bool(synthetic),
         "intended_use": INTENDED_USE,
     }
-    if synthetic:
-        card["warning"] = SYNTHETIC_WARNING
-    return card
+    return card  # the synthetic-data warning is derived from the flag on every load (SpineMetsCore.packages)

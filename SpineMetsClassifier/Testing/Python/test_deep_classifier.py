@@ -121,7 +121,7 @@ class DeepClassifierTest(unittest.TestCase):
         self.assertEqual(card["network"]["arch"], "resnet18")
         self.assertEqual(card["inputs"]["dims"], 2)
         weights = (result.out / "weights.safetensors").read_bytes()
-        self.assertEqual(card["weights"]["sha256"], hashlib.sha256(weights).hexdigest())
+        self.assertEqual(card["payload"]["sha256"], hashlib.sha256(weights).hexdigest())
         best = card["validation_metrics"]["best_epoch"]
         history = card["training"]["history"]
         self.assertEqual(min(history, key=lambda h: h["val_log_loss"])["epoch"], best)
@@ -149,7 +149,7 @@ class DeepClassifierTest(unittest.TestCase):
         self.assertEqual(wa.keys(), wb.keys())
         for name in wa:
             self.assertTrue(torch.equal(wa[name], wb[name]), name)
-        self.assertEqual(a.card["weights"]["sha256"], b.card["weights"]["sha256"])
+        self.assertEqual(a.card["payload"]["sha256"], b.card["payload"]["sha256"])
         self.assertTrue(any(not torch.equal(wa[n], wc[n]) for n in wa if wa[n].is_floating_point()))
 
     def test_tampered_package_is_refused(self):
@@ -160,10 +160,12 @@ class DeepClassifierTest(unittest.TestCase):
             shutil.copytree(self.result.out, target)
             return target
 
-        def rewrite_sums(folder):
-            lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n"
-                     for p in sorted(folder.iterdir()) if p.name != "SHA256SUMS"]
-            (folder / "SHA256SUMS").write_text("".join(lines))
+        def rewrite_sums(folder):  # what a forger would do: make checksums.json match the edits
+            path = folder / "checksums.json"
+            doc = json.loads(path.read_text())
+            doc["members"] = {p.name: {"sha256": hashlib.sha256(p.read_bytes()).hexdigest(), "bytes": p.stat().st_size}
+                              for p in sorted(folder.iterdir()) if p.name != "checksums.json"}
+            path.write_text(json.dumps(doc))
 
         weights = copy("t_weights")
         data = bytearray((weights / "weights.safetensors").read_bytes())
@@ -184,7 +186,7 @@ class DeepClassifierTest(unittest.TestCase):
             load_deep_package(card_edit)
         self.assertIn("model.json", str(ctx.exception))
 
-        # even with SHA256SUMS rewritten, weights that differ from the card's checksum are refused
+        # even with checksums.json rewritten, weights that differ from the card's checksum are refused
         data_edit = copy("t_both")
         (data_edit / "weights.safetensors").write_bytes(bytes(data))
         rewrite_sums(data_edit)
@@ -198,7 +200,7 @@ class DeepClassifierTest(unittest.TestCase):
         buffer = pickled / "weights.safetensors"
         torch.save(load_deep_package(self.result.out).state_dict, buffer)
         card = json.loads((pickled / "model.json").read_text())
-        card["weights"]["sha256"] = hashlib.sha256(buffer.read_bytes()).hexdigest()
+        card["payload"]["sha256"] = hashlib.sha256(buffer.read_bytes()).hexdigest()
         (pickled / "model.json").write_text(json.dumps(card))
         rewrite_sums(pickled)
         with self.assertRaises(DeepPackageError) as ctx:
@@ -232,7 +234,7 @@ class DeepClassifierTest(unittest.TestCase):
         mine = table.set_index("case_id").loc[test.index]
         np.testing.assert_allclose(mine["prob_dark"], test["prob_dark"], atol=1e-6)
         prov = table.attrs["provenance"]
-        self.assertEqual(prov["model_weights_sha256"], self.result.card["weights"]["sha256"])
+        self.assertEqual(prov["model_weights_sha256"], self.result.card["payload"]["sha256"])
         named = predict_deep(self.result.out, self.manifest, device="cpu", model_name="DL")
         self.assertEqual(list(named.columns[:2]), ["case_id", "model"])
 
@@ -299,7 +301,7 @@ class DeepClassifierTest(unittest.TestCase):
         path = write_table(deep, self.tmp / "deep.csv")
         prov = json.loads((self.tmp / "deep.provenance.json").read_text())
         self.assertEqual(prov["n_features"], width)
-        self.assertEqual(prov["model_weights_sha256"], self.result.card["weights"]["sha256"])
+        self.assertEqual(prov["model_weights_sha256"], self.result.card["payload"]["sha256"])
         self.assertEqual(pd.read_csv(path).shape, (24, width + 1))
 
         fused = merge_feature_tables(contrast_table(self.manifest), deep)
@@ -347,7 +349,7 @@ class DeepClassifierTest(unittest.TestCase):
         for cls, p in expected.items():
             self.assertAlmostEqual(got[cls], p, places=5)
         self.assertEqual(table_node.GetAttribute(PREDICTED_CLASS_ATTRIBUTE), table.loc[0, "class"])
-        self.assertEqual(table_node.GetAttribute("SpineMets.ModelSHA256"), self.result.card["weights"]["sha256"])
+        self.assertEqual(table_node.GetAttribute("SpineMets.ModelSHA256"), self.result.card["payload"]["sha256"])
         with self.assertRaises(InputError) as ctx:
             logic.predictToTable(self.result.out, {"T1": nodes["T1"]}, segmentation, device="cpu")
         self.assertIn("T2", str(ctx.exception))
