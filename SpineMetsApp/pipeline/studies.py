@@ -127,7 +127,7 @@ def train_deep(frame: pd.DataFrame, model: Mapping[str, Any], task: Mapping[str,
     sub = _sub_manifest(run_dir, frame["case_id"].astype(str).tolist(), out_dir.parent / f"{model['name']}_cases.csv")
     options = dict(model.get("options") or {})
     options.setdefault("seed", seed)
-    result = train_deep_classifier(sub, task["label"], out_dir, split_column=split["column"],
+    result = train_deep_classifier(sub, task["label"], out_dir, overwrite=True, split_column=split["column"],
                                    test_values=tuple(split["test_values"]), synthetic_training_data=synthetic,
                                    topk=int(task["topk"]), **options)
     predictions = result.test_predictions
@@ -135,9 +135,7 @@ def train_deep(frame: pd.DataFrame, model: Mapping[str, Any], task: Mapping[str,
         raise SpineMetsError(f"deep model {model['name']}: no test cases")
     predictions = predictions.drop(columns=[c for c in ("error",) if c in predictions.columns]).assign(set="test")
     card = dict(result.card)
-    card.setdefault("kind", "deep")
-    card.setdefault("weights_sha256", (card.get("weights") or {}).get("sha256", ""))
-    return {"predictions": predictions, "card": card, "package": result.out, "cv_metrics": {},
+    return {"predictions": predictions, "card": card, "package": result.out, "kind": "deep", "cv_metrics": {},
             "test_metrics": card.get("test_metrics")}
 
 
@@ -415,8 +413,8 @@ def before_study(plan: RunPlan, tables: dict[str, Any]) -> dict[str, Any]:
 
         shutil.rmtree(model_dir)
     logger.info("deep features: training the feature network on the development cases (%s)", sorted(dev_values))
-    trained = train_deep_classifier(manifest, label, model_dir, split_column=split, test_values=tuple(test_values),
-                                    **options)
+    trained = train_deep_classifier(manifest, label, model_dir, overwrite=True, split_column=split,
+                                    test_values=tuple(test_values), **options)
     embedding = deep_features(trained.out, manifest, device=options.get("device", "auto"))
     write_table_csv(embedding, out / "dl_features.csv")
     columns = [c for c in embedding.columns if str(c).startswith("dl_")]
@@ -469,7 +467,8 @@ def _task(study: Mapping[str, Any], index: int = 0) -> Mapping[str, Any]:
 def _models_by_kind(task: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     classical, deep = [], []
     for name, res in task.get("models", {}).items():
-        (deep if (res.get("card") or {}).get("kind") == "deep" else classical).append(name)
+        kind = str(res.get("kind") or (res.get("card") or {}).get("kind") or "classical")
+        (deep if kind.startswith("deep") else classical).append(name)
     return classical, deep
 
 
