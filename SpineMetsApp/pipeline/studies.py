@@ -212,6 +212,12 @@ def _p(value: Any) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def _p_text(value: Any) -> str:
+    """``p < 0.001`` or ``p = 0.123``."""
+    text = _p(value)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
 def _ci(est: Any, lo: Any, hi: Any) -> str:
     if est is None or (isinstance(est, float) and not math.isfinite(est)):
         return "\u2013"
@@ -755,7 +761,7 @@ def _study_c(plan: RunPlan, section: Mapping[str, Any], tables: Mapping[str, Any
                      if len(hit) else "\u2013"})
     for r in delong_rows:
         rows.append({"figure": f"DeLong {r['model_1']} vs {r['model_2']} ({r['set']})",
-                     "paper": "CRad-M > Rad-M, DRad-M (p < 0.05)", "phantom": f"p = {_p(r.get('p_value'))}"})
+                     "paper": "CRad-M > Rad-M, DRad-M (p < 0.05)", "phantom": _p_text(r.get("p_value"))})
     shown = table.assign(auc=[_ci(a, lo, hi) for a, lo, hi in zip(table["auc"], table["auc_ci_low"],
                                                                   table["auc_ci_high"], strict=True)]
                          ).drop(columns=["auc_ci_low", "auc_ci_high"]) if not table.empty else table
@@ -819,7 +825,7 @@ def _study_d(plan: RunPlan, section: Mapping[str, Any], tables: Mapping[str, Any
         rows.append({"figure": f"{r['reader']} Dice unassisted -> assisted",
                      "paper": {"resident": "0.757 -> 0.829 (p < 0.05)", "expert": "0.850 -> 0.857 (n.s.)"}.get(
                          r["reader"], "\u2013"),
-                     "phantom": f"{r['dice_unassisted']:.3f} -> {r['dice_assisted']:.3f} (p = {_p(r['p_wilcoxon'])})"})
+                     "phantom": f"{r['dice_unassisted']:.3f} -> {r['dice_assisted']:.3f} ({_p_text(r['p_wilcoxon'])})"})
     parts = ["<h3>U-Net Dice by set</h3>",
              "<p class='muted'>Dice per case with fat metaplasia in the reference (a case where the U-Net finds none "
              "scores 0). The U-Net segments every case (study/unet_masks/); cases where it finds no fat metaplasia "
@@ -855,13 +861,13 @@ def segmentation_features(plan: RunPlan) -> pd.DataFrame:
             m = sitk.GetArrayViewFromImage(mask) > 0
         else:
             m = np.zeros(sitk.GetArrayViewFromImage(t1).shape, dtype=bool)
-        anatomy = sitk.GetArrayViewFromImage(sitk.ReadImage(row["anatomy"])) if row.get("anatomy") else None
+        anatomy = sitk.GetArrayFromImage(sitk.ReadImage(row["anatomy"])) if row.get("anatomy") else None
         marrow = np.isin(anatomy, (1, 2)) & ~m if anatomy is not None else ~m
         ratios = {}
         for seq in ("T1", "STIR"):
             if not row.get(seq):
                 continue
-            arr = sitk.GetArrayViewFromImage(sitk.ReadImage(row[seq]))
+            arr = sitk.GetArrayFromImage(sitk.ReadImage(row[seq]))
             ratios[seq] = float(arr[m].mean() / arr[marrow].mean()) if m.any() and marrow.any() else 1.0
         voxel_ml = float(np.prod(t1.GetSpacing())) / 1000.0
         rows.append({"case_id": row["case_id"], "fm_volume_ml": float(m.sum()) * voxel_ml,
