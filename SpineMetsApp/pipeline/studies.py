@@ -830,7 +830,9 @@ def _study_d(plan: RunPlan, section: Mapping[str, Any], tables: Mapping[str, Any
              "<p class='muted'>Dice per case with fat metaplasia in the reference (a case where the U-Net finds none "
              "scores 0). The U-Net segments every case (study/unet_masks/); cases where it finds no fat metaplasia "
              "count as volume 0 and do not enter the generic per-case stage, whose segmentation summary above "
-             f"therefore covers the {len(plan.specs)} case(s) with fat metaplasia found.</p>", _html_table(dice),
+             f"therefore covers the {int((seg_features['fm_volume_ml'] > 0).sum())} case(s) with fat metaplasia "
+             "found (all cases, each recorded as an empty segmentation, when the U-Net found none anywhere).</p>",
+             _html_table(dice),
              "<h3>axSpA classifier on the U-Net segmentation (logistic regression)</h3>",
              f"<p class='muted'>Features: {html.escape(', '.join(section['classifier_features']))}; trained on the "
              "development rows, evaluated per set with bootstrap CIs.</p>", _html_table(auc_table)]
@@ -839,7 +841,9 @@ def _study_d(plan: RunPlan, section: Mapping[str, Any], tables: Mapping[str, Any
                   "<p class='muted'>Readers are simulated: each reader's unassisted outline is the reference distorted "
                   "by a smooth random field scaled by the reader's skill; with assistance the reader adopts the "
                   "U-Net's proposal where the two disagree with probability 'trust'. Paired Wilcoxon signed-rank "
-                  "and t tests per reader (SpineMetsSegmentLib.reader_study).</p>", _html_table(readers)]
+                  "and t tests per reader (SpineMetsSegmentLib.reader_study).</p>",
+                  _html_table(readers.assign(p_wilcoxon=readers["p_wilcoxon"].map(_p),
+                                             p_ttest=readers["p_ttest"].map(_p)))]
     return {"rows": rows, "html": "\n".join(parts),
             "summary": {"n_predictions": len(predictions)}}
 
