@@ -415,3 +415,9 @@ def describe_schema(schema: Mapping[str, Key] = SCHEMA, prefix: str = "", markdo
     return lines
 
 
+
+
+from .studies import DEEP_KIND, STUDY_SECTION  # noqa: E402  (the four studies' section lives with their stages)
+
+SCHEMA["study"] = STUDY_SECTION
+MODEL_KINDS.setdefault("deep", DEEP_KIND)

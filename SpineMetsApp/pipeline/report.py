@@ -411,6 +411,7 @@ def write_report(plan: RunPlan, tables: Mapping[str, Any], study: Mapping[str, A
     for name, res in study["tasks"].items():
         parts.append(_task_section(name, res, figs, plan))
 
+    parts.append((study.get("study_stage") or {}).get("html", ""))
     parts.append(_provenance(plan, study, library_versions()))
     body = "\n".join(parts)
     document = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(config.name)} "

@@ -384,6 +384,7 @@ def run_lock(out: Path) -> Iterator[None]:
 def _execute(plan: RunPlan, out: Path, started: float, workers: int, scheduler: str | None,
              progress: ProgressCallback | None) -> RunResult:
     from . import report as report_mod
+    from . import studies as studies_mod
     from . import study as study_mod
 
     clean_temporaries(out)
@@ -395,11 +396,14 @@ def _execute(plan: RunPlan, out: Path, started: float, workers: int, scheduler: 
     write_text_atomic(out / "config.yaml", yaml.safe_dump(plan.config.values, sort_keys=False))
     timings: dict[str, float] = {}
     mark = time.perf_counter()
+    plan = studies_mod.before_cases(plan)
     outcomes = run_cases(plan.specs, plan.settings, out, workers, scheduler, progress)
     timings["cases"] = time.perf_counter() - mark
     mark = time.perf_counter()
     tables = study_mod.cohort_tables(plan, outcomes)
+    tables = studies_mod.before_study(plan, tables)
     study = study_mod.run_study(plan, tables)
+    study["study_stage"] = studies_mod.after_study(plan, tables, study)
     timings["study"] = time.perf_counter() - mark
     mark = time.perf_counter()
     report = report_mod.write_report(plan, tables, study)

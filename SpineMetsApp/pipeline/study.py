@@ -428,3 +428,13 @@ def _predict(trained: Mapping[str, Any], name: str, features: pd.DataFrame, task
     table.insert(1, "model", name)
     path = write_table_csv(table, task_dir / f"predict_{name}.csv")
     return {"path": path, "table": table}
+
+
+def _register_study_kinds() -> None:
+    """The ``deep`` trainer of :mod:`.studies` (unless another package registered one first)."""
+    from .studies import register
+
+    register()
+
+
+_register_study_kinds()
