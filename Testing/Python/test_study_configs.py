@@ -91,8 +91,8 @@ def test_study_d_reader_study_and_segmentation_classifier(tmp_path: Path) -> Non
     """With a perfect model proposal, assisted readers score higher; the FM classifier separates axSpA."""
     from types import SimpleNamespace
 
-    from SpineMetsApp.pipeline.studies import STUDY_SECTION, reader_study, segmentation_classifier
     from SpineMetsApp.pipeline.config import defaults
+    from SpineMetsApp.pipeline.studies import STUDY_SECTION, reader_study, segmentation_classifier
     from SpineMetsPhantom.sacroiliac import SIConfig
 
     manifest = write_study_cohort("d", tmp_path / "cohort", n_cases=24, seed=2, si_config=SIConfig(size=(48, 36, 8)))
