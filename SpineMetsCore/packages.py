@@ -92,21 +92,10 @@ class ModelPackageError(InputError):
 # --------------------------------------------------------------------------------------
 # The package
 # --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Package:
-    """A verified package: the card and the bytes of every member, all matching ``checksums.json``.
+class CardFields:
+    """The card fields every package kind shares, read from ``self.card`` (Core's and the Libs' package classes)."""
 
-    Members are held in memory (they were hashed there), so what a Lib parses is
-    exactly what was verified; nothing is read from disk a second time.
-    """
-
-    path: Path
     card: dict[str, Any]
-    checksums: dict[str, str]
-    digest: str
-    """SHA-256 of ``checksums.json``: one value that identifies the whole package (pin it in a registry)."""
-    legacy: bool = False
-    _members: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:
@@ -123,6 +112,24 @@ class Package:
     @property
     def intended_use(self) -> str:
         return str(self.card["intended_use"])
+
+
+@dataclass(frozen=True)
+class Package(CardFields):
+    """A verified package: the card and the bytes of every member, all matching ``checksums.json``.
+
+    Members are held in memory (they were hashed there), so what a Lib parses is
+    exactly what was verified; nothing is read from disk a second time.
+    """
+
+    path: Path
+    card: dict[str, Any]
+    checksums: dict[str, str]
+    digest: str
+    """SHA-256 of ``checksums.json``: one value that identifies the whole package (pin it in a registry)."""
+    legacy: bool = False
+    _members: dict[str, bytes] = field(default_factory=dict, repr=False)
+
 
     @property
     def warning(self) -> str | None:

@@ -92,7 +92,7 @@ def _cmd_predict_dl(args: argparse.Namespace) -> int:
     finally:
         close()
     write_table(table, args.out)
-    _warn_synthetic("predict-dl", package.synthetic)
+    _warn_synthetic("predict-dl", package.synthetic_training_data)
     failed = int((table["error"] != "").sum()) if "error" in table.columns else 0
     print(json.dumps({"predictions": str(args.out), "cases": len(table), "failed": failed, "classes": package.classes}))
     return 1 if failed else 0
@@ -111,7 +111,7 @@ def _cmd_deep_features(args: argparse.Namespace) -> int:
     finally:
         close()
     write_table(frame, args.out)
-    _warn_synthetic("deep-features", package.synthetic)
+    _warn_synthetic("deep-features", package.synthetic_training_data)
     failed = int((frame["error"] != "").sum()) if "error" in frame.columns else 0
     n = sum(str(c).startswith("dl_") for c in frame.columns)
     print(json.dumps({"features": str(args.out), "cases": len(frame), "failed": failed, "n_features": n}))

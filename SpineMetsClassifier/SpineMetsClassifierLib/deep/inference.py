@@ -157,8 +157,8 @@ def _provenance(pkg: DeepPackage, manifest: str | os.PathLike[str], operation: s
         inputs=pkg.card["inputs"],
         network=pkg.card["network"],
         device=device,
-        synthetic_data=pkg.synthetic,
-        synthetic_training_data=pkg.synthetic,
+        synthetic_data=pkg.synthetic_training_data,
+        synthetic_training_data=pkg.synthetic_training_data,
         **extra,
     )
 
@@ -291,4 +291,4 @@ def predict_images(
     proba, embedding = case_outputs(pkg.build_network(torch_device), [case.array], torch_device)
     probs = {c: float(p) for c, p in zip(pkg.classes, proba[0], strict=True)}
     return {"probabilities": probs, "predicted": max(probs, key=probs.get), "embedding": embedding[0].tolist(),
-            "slices": case.slices, "synthetic_training_data": pkg.synthetic}
+            "slices": case.slices, "synthetic_training_data": pkg.synthetic_training_data}

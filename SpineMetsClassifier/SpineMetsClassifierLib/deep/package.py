@@ -34,7 +34,7 @@ DeepPackageError = ModelPackageError
 
 
 @dataclass
-class DeepPackage:
+class DeepPackage(core.CardFields):
     """A verified deep-learning classifier package: card, weight tensors and report members."""
 
     source: Path
@@ -43,10 +43,6 @@ class DeepPackage:
     members: dict[str, bytes] = field(repr=False, default_factory=dict)
     digest: str = ""
     """SHA-256 of the package's checksums.json (identifies the whole package)."""
-
-    @property
-    def name(self) -> str:
-        return str(self.card["name"])
 
     @property
     def classes(self) -> list[str]:
@@ -59,10 +55,6 @@ class DeepPackage:
     @property
     def inputs(self) -> InputSpec:
         return InputSpec.from_json(self.card["inputs"])
-
-    @property
-    def synthetic(self) -> bool:
-        return bool(self.card["synthetic_training_data"])
 
     @property
     def sha256(self) -> str:

@@ -100,14 +100,14 @@ class DeepPredictionLogic:
         })
         prov = tables.provenance(
             operation="DeepPredictionLogic.predictToTable", model=str(package.source), model_sha256=package.sha256,
-            task=package.card["task"], synthetic_training_data=package.synthetic, slices=result["slices"],
+            task=package.card["task"], synthetic_training_data=package.synthetic_training_data, slices=result["slices"],
             volumes={s: volumeNodes[s].GetName() for s in package.inputs.sequences}, lesion=lesionNode.GetName(),
         )
         name = tableNode.GetName() if tableNode is not None else f"{package.label} deep prediction"
         node = tables.dataframe_to_table_node(frame, name=name, node=tableNode, prov=prov)
         node.SetAttribute(PREDICTED_CLASS_ATTRIBUTE, ranked[0][0])
-        node.SetAttribute(SYNTHETIC_ATTRIBUTE, "true" if package.synthetic else "false")
+        node.SetAttribute(SYNTHETIC_ATTRIBUTE, "true" if package.synthetic_training_data else "false")
         node.SetAttribute(MODEL_ATTRIBUTE, package.sha256)
-        if package.synthetic:
+        if package.synthetic_training_data:
             logger.warning("model %s was trained on synthetic data: not clinically valid", package.source)
         return node

@@ -112,7 +112,7 @@ def disallowed_types(types: list[str]) -> list[str]:
 
 
 @dataclass
-class ModelPackage:
+class ModelPackage(core.CardFields):
     """A loaded, verified model package (the SHAP background is parsed on first use)."""
 
     path: Path
@@ -139,14 +139,6 @@ class ModelPackage:
     @property
     def label(self) -> str:
         return str(self.card["task"]["label"])
-
-    @property
-    def synthetic_training_data(self) -> bool:
-        return bool(self.card["synthetic_training_data"])
-
-    @property
-    def intended_use(self) -> str:
-        return str(self.card["intended_use"])
 
     @property
     def sha256(self) -> str:

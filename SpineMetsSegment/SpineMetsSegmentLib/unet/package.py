@@ -49,7 +49,7 @@ __all__ = ["CARD_NAME", "KIND", "REQUIRED_KEYS", "WEIGHTS_NAME", "ModelPackage",
 
 
 @dataclass
-class ModelPackage:
+class ModelPackage(core.CardFields):
     """A verified U-Net package: the card and the (checksum-verified) weight tensors."""
 
     path: Path
@@ -59,10 +59,6 @@ class ModelPackage:
     """SHA-256 of the package's checksums.json (identifies the whole package)."""
 
     @property
-    def name(self) -> str:
-        return str(self.card["name"])
-
-    @property
     def input_sequences(self) -> list[str]:
         return list(self.card["input_sequences"])
 
@@ -70,14 +66,6 @@ class ModelPackage:
     def labels(self) -> list[dict[str, Any]]:
         """Foreground labels ``{value, name, color}``; network channel ``c`` is ``labels[c-1]``."""
         return copy.deepcopy(self.card["labels"])
-
-    @property
-    def synthetic_training_data(self) -> bool:
-        return bool(self.card["synthetic_training_data"])
-
-    @property
-    def intended_use(self) -> str:
-        return str(self.card["intended_use"])
 
     @property
     def spatial_dims(self) -> int:
