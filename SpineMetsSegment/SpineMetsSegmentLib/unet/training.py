@@ -2,7 +2,11 @@
 
 Cases are preprocessed with exactly the functions inference uses (working grid,
 normalisation), then MONAI dictionary transforms crop patches around lesions and
-background and augment them. The loss is Dice + cross-entropy; after each
+background and augment them; slice-wise (2-D) training draws slices with lesion and
+without in ``pos_neg_ratio`` too, so a target covering 0.1 % of the voxels (most
+slices empty) is still seen in most batches. The loss is cross-entropy + Dice of
+the foreground channels over the whole batch (by default: the background channel
+and empty patches would otherwise reward predicting nothing); after each
 validation the weights with the best mean validation Dice are kept, and those
 (not the last ones) are written. With the same seed, data and thread count the
 run is repeatable to the bit on CPU: ``monai.utils.set_determinism``, a seeded
@@ -63,6 +67,13 @@ class TrainingConfig:
     normalisation: dict[str, Any] = field(default_factory=lambda: {"method": "zscore", "clip": 5.0})
     labels: tuple[dict[str, Any], ...] = DEFAULT_LABELS
     pos_neg_ratio: tuple[float, float] = (2.0, 1.0)
+    """Patch centres on lesion vs background voxels; 2-D also draws slices with vs without lesion so."""
+    balance_slices: bool = True
+    """2-D: draw slices with and without lesion in ``pos_neg_ratio`` (False: every slice alike)."""
+    dice_include_background: bool = False
+    """Count the background channel in the Dice term (it dominates sparse targets: off by default)."""
+    dice_batch: bool = True
+    """Dice over the whole batch rather than per patch (a patch without lesion has no foreground Dice)."""
     augment: bool = True
     seed: int = 0
     val_fraction: float = 0.2
@@ -195,6 +206,24 @@ def _slices(cases: Sequence[_Case]) -> list[dict[str, np.ndarray]]:
     return items
 
 
+def slice_sampling_weights(items: Sequence[Mapping[str, np.ndarray]], pos_neg_ratio: Sequence[float]) -> np.ndarray | None:
+    """Per-slice draw probabilities giving lesion and lesion-free slices the pos:neg share.
+
+    None when either kind is missing (then every slice is drawn alike, as before).
+    """
+    pos, neg = (float(v) for v in pos_neg_ratio)
+    if pos < 0 or neg < 0 or pos + neg <= 0:
+        raise InputError("pos_neg_ratio", f"needs two non-negative numbers, not both 0, got {tuple(pos_neg_ratio)}")
+    has_fg = np.array([bool(np.any(item["label"] > 0)) for item in items])
+    n_fg = int(has_fg.sum())
+    if n_fg == 0 or n_fg == len(items):
+        return None
+    share_fg = pos / (pos + neg)
+    logger.info("slice sampling: %d of %d slice(s) show lesion, drawn %.0f %% of the time", n_fg, len(items), 100 * share_fg)
+    weights = np.where(has_fg, share_fg / n_fg, (1.0 - share_fg) / (len(items) - n_fg))
+    return weights / weights.sum()
+
+
 def build_transforms(config: TrainingConfig, patch: Sequence[int]) -> Any:
     """MONAI train transforms: pad, lesion/background patch sampling, augmentation."""
     from monai import transforms as mt
@@ -308,8 +337,18 @@ def train_model(
     items = _slices(train_cases) if config.dim == 2 else [{"image": c.image, "label": c.label} for c in train_cases]
     transforms = build_transforms(config, patch)
     transforms.set_random_state(seed=config.seed)
-    loader = DataLoader(Dataset(items, transforms), batch_size=config.batch_size, shuffle=True, num_workers=0, generator=generator)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    weights = slice_sampling_weights(items, config.pos_neg_ratio) if config.dim == 2 and config.balance_slices else None
+    if weights is None:
+        loader = DataLoader(Dataset(items, transforms), batch_size=config.batch_size, shuffle=True, num_workers=0, generator=generator)
+    else:
+        # as many draws per epoch as there are slices, lesion slices over-represented (seeded: repeatable)
+        sampler = torch.utils.data.WeightedRandomSampler(
+            torch.as_tensor(weights, dtype=torch.double), num_samples=len(items), replacement=True, generator=generator,
+        )
+        loader = DataLoader(Dataset(items, transforms), batch_size=config.batch_size, sampler=sampler, num_workers=0)
+    loss_fn = DiceCELoss(
+        to_onehot_y=True, softmax=True, include_background=config.dice_include_background, batch=config.dice_batch,
+    )
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.epochs, eta_min=config.learning_rate * 0.02)
 
@@ -355,7 +394,10 @@ def train_model(
         best_per_case, best_epoch,
         training={
             "config": _jsonable(asdict(config)),
-            "loss": "monai.losses.DiceCELoss(softmax, one-hot)",
+            "loss": (
+                f"monai.losses.DiceCELoss(softmax, one-hot, include_background={config.dice_include_background},"
+                f" batch={config.dice_batch})"
+            ),
             "optimiser": "AdamW + cosine annealing",
             "device": str(device),
             "torch_threads": torch.get_num_threads(),
