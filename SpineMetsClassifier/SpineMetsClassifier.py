@@ -30,6 +30,7 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
+from SpineMetsClassifierLib.edf_form import EDF_FORM_FIELDS
 from SpineMetsClassifierLib.features.edf import load_schema
 from SpineMetsClassifierLib.features.quantitative import REFERENCES
 from SpineMetsClassifierLib.features.resources import DEFAULT_RADIOMICS_PARAMS
@@ -48,26 +49,6 @@ ACTION_PACKAGES: dict[str, tuple[str, ...]] = {
     "evaluate": ("pandas", "scikit-learn", "matplotlib"),
 }
 """What each action imports that Slicer does not bundle (names of the module's requirements file)."""
-EDF_FORM_FIELDS: dict[str, str] = {
-    "age": "edfAge",
-    "sex": "edfSex",
-    "region": "edfRegion",
-    "level": "edfLevel",
-    "n_involved_vertebrae": "edfInvolvedVertebrae",
-    "t1_signal": "edfT1Signal",
-    "t2_signal": "edfT2Signal",
-    "stir_signal": "edfStirSignal",
-    "t1ce_signal": "edfT1ceSignal",
-    "fracture": "edfFracture",
-    "posterior_element_involvement": "edfPosteriorElements",
-    "soft_tissue_extension": "edfSoftTissueExtension",
-    "extension_type": "edfExtensionType",
-    "margin": "edfMargin",
-    "pattern": "edfPattern",
-    "homogeneity": "edfHomogeneity",
-}
-"""EDF item -> parameter of the module's EDF form (the Lib's EDF_FORM_FIELDS; checked by the module test)."""
-
 _EDF_SCHEMA = load_schema()  # the shipped JSON schema: read with the standard library
 
 
@@ -566,11 +547,10 @@ class SpineMetsClassifierTest(ScriptedLoadableModuleTest):
             getattr(self, name)()
 
     def test_constantsMatchTheLib(self):
-        from SpineMetsClassifierLib.logic.cohort import EDF_FORM_FIELDS as LIB_FIELDS
         from SpineMetsClassifierLib.models.pipeline import CLASSIFIERS
 
         self.assertEqual(CLASSIFIER_CHOICES, list(CLASSIFIERS))
-        self.assertEqual(EDF_FORM_FIELDS, LIB_FIELDS)
+        self.assertEqual(set(EDF_FORM_FIELDS), set(load_schema().names))
         for action in ACTION_PACKAGES:
             self.assertTrue(SpineMetsClassifierLogic().ensureDependencies(action), "all installed here: nothing to ask")
 
