@@ -89,6 +89,19 @@ class ModelPackageError(InputError):
     """A model package is missing, malformed, tampered with, too new or of an untrusted type."""
 
 
+def load_weights(net: Any, state_dict: Mapping[str, Any], what: str = "network") -> None:
+    """Load a verified state dict strictly into a network built from the card (any ``torch.nn.Module``).
+
+    A missing or mis-shaped tensor is a package error: the weights do not belong to that card.
+    No torch import is needed here; the Libs build the network.
+    """
+    try:
+        net.load_state_dict(dict(state_dict), strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise ModelPackageError(what, f"weights do not match the network in the model card ({' '.join(first[:3])})") from exc
+
+
 # --------------------------------------------------------------------------------------
 # The package
 # --------------------------------------------------------------------------------------

@@ -67,14 +67,6 @@ def build_network(spec: Mapping[str, Any], what: str = "network") -> Any:
         raise ModelPackageError(what, f"cannot build {arch} from arguments {args}: {exc}") from exc
 
 
-def load_weights(net: Any, state_dict: Mapping[str, Any], what: str = "network") -> None:
-    """Load weights strictly; a missing or mis-shaped tensor is a package error."""
-    try:
-        net.load_state_dict(dict(state_dict), strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise ModelPackageError(what, f"weights do not match the network in the model card ({' '.join(first[:3])})") from exc
-
 
 def embedding_size(net: Any) -> int:
     """Length of the penultimate-layer embedding (the fc layer's input)."""

@@ -22,10 +22,10 @@ from typing import Any
 
 from SpineMetsCore import packages as core
 from SpineMetsCore.errors import InputError
-from SpineMetsCore.packages import ModelPackageError
+from SpineMetsCore.packages import ModelPackageError, load_weights
 
 from .inputs import InputSpec
-from .network import build_network, load_weights
+from .network import build_network
 
 KIND = "deep-classifier"
 WEIGHTS_NAME = "weights.safetensors"

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from SpineMetsCore import packages as core
-from SpineMetsCore.packages import CARD_NAME, ModelPackageError
+from SpineMetsCore.packages import CARD_NAME, ModelPackageError, load_weights
 
-from .network import build_network, load_weights
+from .network import build_network
 
 KIND = "unet-segmentation"
 WEIGHTS_NAME = "weights.safetensors"
