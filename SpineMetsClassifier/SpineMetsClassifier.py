@@ -36,6 +36,7 @@ from SpineMetsClassifierLib.features.quantitative import REFERENCES
 from SpineMetsClassifierLib.features.resources import DEFAULT_RADIOMICS_PARAMS
 
 from SpineMetsCore.errors import SpineMetsError
+from SpineMetsCore.runtime import show_table_in_layout
 
 MODULE_DIR = Path(__file__).resolve().parent
 REQUIREMENTS = MODULE_DIR / "Resources" / "SpineMetsClassifierRequirements.txt"
@@ -275,27 +276,27 @@ class SpineMetsClassifierWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
     def onApplyButton(self) -> None:
         table = self._run(_("Manifest check"), "manifest", lambda: self.logic.checkManifestFromParameterNode(self._parameterNode))
         if table is not None:
-            showTableInLayout(table)
+            show_table_in_layout(table)
             self.ui.statusLabel.text = _("{n} cases checked").format(n=table.GetNumberOfRows())
 
     def onExtractButton(self) -> None:
         table = self._run(_("Feature extraction"), "features", lambda: self.logic.extractFromParameterNode(self._parameterNode))
         if table is not None:
-            showTableInLayout(table)
+            show_table_in_layout(table)
             self.ui.statusLabel.text = _("{n} features extracted").format(n=table.GetNumberOfColumns())
 
     def onExtractCohortButton(self) -> None:
         table = self._run(_("Cohort feature extraction"), "features",
                           lambda progress: self.logic.extractCohortFromParameterNode(self._parameterNode, progress), True)
         if table is not None:
-            showTableInLayout(table)
+            show_table_in_layout(table)
             self.ui.statusLabel.text = _("{n} cases extracted, {f} failed (see the 'error' column)").format(
                 n=table.GetNumberOfRows(), f=self.logic.failedCases(table))
 
     def onTrainButton(self) -> None:
         result = self._run(_("Training"), "train", lambda progress: self.logic.trainFromParameterNode(self._parameterNode, progress), True)
         if result is not None:
-            showTableInLayout(result.metricsTable)
+            show_table_in_layout(result.metricsTable)
             self.ui.statusLabel.text = _("Model written to {path} (cross-validated {metric} = {value:.3f})").format(
                 path=result.package, metric=result.primaryMetric, value=result.primaryValue)
 
@@ -313,22 +314,11 @@ class SpineMetsClassifierWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         result = self._run(_("Evaluation"), "evaluate", lambda: self.logic.evaluateFromParameterNode(self._parameterNode))
         if result is None:
             return
-        showTableInLayout(result.metricsTable)
+        show_table_in_layout(result.metricsTable)
         rocs = [f for f in result.figures if "roc" in f.name.lower()] or result.figures
         if rocs:
             self._showFigure(rocs[0])
         self.ui.statusLabel.text = _("Metrics, figures and report written to {d}").format(d=result.outDir)
-
-
-def showTableInLayout(table) -> None:
-    """Switch to a layout with a table view and show ``table`` there (desktop Slicer only)."""
-    if not hasattr(slicer, "app"):
-        return
-    layoutManager = slicer.app.layoutManager()
-    if layoutManager is not None:
-        layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
-    slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
-    slicer.app.applicationLogic().PropagateTableSelection()
 
 
 #

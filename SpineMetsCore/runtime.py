@@ -51,6 +51,19 @@ def in_slicer_application() -> bool:
     return hasattr(slicer, "app") and hasattr(slicer, "modules")
 
 
+def show_table_in_layout(table: Any) -> None:
+    """Switch desktop Slicer to a layout with a table view and show ``table`` there; headless, nothing to show."""
+    if not in_slicer_application():
+        return
+    import slicer
+
+    layoutManager = slicer.app.layoutManager()
+    if layoutManager is not None:
+        layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
+    slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
+    slicer.app.applicationLogic().PropagateTableSelection()
+
+
 def _register_converter_rules() -> None:
     """Register labelmap<->surface rules once; the factory is a process singleton."""
     import slicer

@@ -38,6 +38,8 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 from SpineMetsSegmentLib.logic import LesionSegmentationLogic as _LibLogic
 
+from SpineMetsCore.runtime import show_table_in_layout
+
 METHOD_REGION_GROWING = "Region growing"
 METHOD_UNET = "U-Net"
 METHOD_IMPORT = "Import labelmap"
@@ -239,7 +241,7 @@ class SpineMetsSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _showResults(self, results) -> None:
         table = self.logic.resultsToTable(results)
         self._parameterNode.outputSegmentation = results[0].segmentation_node if results else self._parameterNode.outputSegmentation
-        showTableInLayout(table)
+        show_table_in_layout(table)
         self.ui.statusLabel.text = ", ".join(f"{r.segment_name}: {r.volume_ml:.2f} mL" for r in results)
 
     def onLoadSampleButton(self) -> None:
@@ -307,17 +309,6 @@ class SpineMetsSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.progressBar.hide()
         self.ui.statusLabel.text = _("U-Net segmentation cancelled.")
         self._updateGui()
-
-
-def showTableInLayout(table) -> None:
-    """Switch to a layout with a table view and show ``table`` there (desktop Slicer only)."""
-    if not hasattr(slicer, "app"):
-        return
-    layoutManager = slicer.app.layoutManager()
-    if layoutManager is not None:
-        layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
-    slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
-    slicer.app.applicationLogic().PropagateTableSelection()
 
 
 #
