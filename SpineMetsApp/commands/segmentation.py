@@ -303,6 +303,9 @@ def _cmd_train_seg(args: argparse.Namespace) -> int:
         kwargs["channels"] = _int_list(args.channels, "--channels")
     if args.name:
         kwargs["name"] = args.name
+    for option in ("balance_slices", "dice_include_background", "dice_batch"):
+        if getattr(args, option) is not None:  # None: TrainingConfig's default (one place for it)
+            kwargs[option] = getattr(args, option)
     if args.synthetic != "auto":
         kwargs["synthetic_training_data"] = args.synthetic == "yes"
     if args.threads:
@@ -342,6 +345,12 @@ def _register_train_seg(subparsers: Any) -> None:
     p.add_argument("--channels", default=None, help="U-Net channels per level (default 8,16,32,64)")
     p.add_argument("--val-interval", type=int, default=1, help="validate every N epochs (default 1)")
     p.add_argument("--normalisation", default="zscore", choices=("zscore", "zscore_nonzero", "percentile"))
+    p.add_argument("--balance-slices", action=argparse.BooleanOptionalAction, default=None,
+                   help="--dim 2: draw slices with and without lesion 2:1 (default on; off: every slice alike)")
+    p.add_argument("--dice-include-background", action=argparse.BooleanOptionalAction, default=None,
+                   help="count the background channel in the Dice loss (default off: it dominates sparse lesions)")
+    p.add_argument("--dice-batch", action=argparse.BooleanOptionalAction, default=None,
+                   help="Dice over the whole batch rather than per patch (default on)")
     p.add_argument("--min-component-ml", type=float, default=0.0, help="post-processing: drop components smaller than this (mL)")
     p.add_argument("--name", default=None, help="model name in the model card")
     p.add_argument("--synthetic", choices=("auto", "yes", "no"), default="auto",

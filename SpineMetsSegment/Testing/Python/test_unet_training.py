@@ -133,6 +133,32 @@ class UNetTrainingTest(unittest.TestCase):
         self.assertEqual(code, 2)
         self.assertIn("missing.csv: manifest does not exist", err.getvalue())
 
+    def test_cli_train_seg_passes_the_loss_and_sampling_flags_to_the_card(self):
+        from SpineMetsApp.cli import main
+
+        base = ["train-seg", "--manifest", str(self.manifest), "--sequences", "T1", "--epochs", "1", "--dim", "2",
+                "--patch", "24,24,1", "--channels", "4,8", "--val-fraction", "0.34", "--force-cpu"]
+        runs = {
+            "flags_off": ["--no-balance-slices", "--dice-include-background", "--no-dice-batch"],
+            "flags_on": ["--balance-slices", "--no-dice-include-background", "--dice-batch"],
+            "flags_default": [],
+        }
+        cards = {}
+        for name, flags in runs.items():
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                self.assertEqual(main([*base, "--out", str(self.tmp / name), *flags]), 0, name)
+            cards[name] = json.loads((self.tmp / name / "model.json").read_text())["training"]
+        options = ("balance_slices", "dice_include_background", "dice_batch")
+        self.assertEqual([cards["flags_off"]["config"][o] for o in options], [False, True, False])
+        self.assertEqual([cards["flags_on"]["config"][o] for o in options], [True, False, True])
+        self.assertEqual([cards["flags_default"]["config"][o] for o in options], [True, False, True])
+        self.assertIn("include_background=True, batch=False", cards["flags_off"]["loss"])
+        self.assertIn("include_background=False, batch=True", cards["flags_default"]["loss"])
+        # the flags reach the training itself: same seed, other sampling and loss, other weights
+        sha = {n: json.loads((self.tmp / n / "model.json").read_text())["payload"]["sha256"] for n in runs}
+        self.assertEqual(sha["flags_on"], sha["flags_default"])
+        self.assertNotEqual(sha["flags_off"], sha["flags_default"])
+
 
 def write_small_foreground_cohort(folder: Path, n_cases: int, seed: int = 0, size=(40, 40, 10)) -> Path:
     """Cases whose lesions cover ~0.2 % of the voxels on 2 of 10 slices (like study D's fat metaplasia).
