@@ -31,15 +31,20 @@ def python_executable() -> str:
 
 
 def child_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment additions so the child imports the same SpineMetsCore / SpineMetsSegmentLib."""
+    """Environment additions so the child imports the same SpineMetsCore / SpineMetsSegmentLib.
+
+    It also names this process as the child's starter, so the child dies with it
+    (:func:`SpineMetsCore.processes.die_with_starter`), through PythonSlicer's launcher too.
+    """
     import SpineMetsCore
     import SpineMetsSegmentLib
+    from SpineMetsCore.processes import starter_environment
 
     roots = [Path(SpineMetsCore.__file__).resolve().parents[1], Path(SpineMetsSegmentLib.__file__).resolve().parents[1]]
     base = os.environ if base is None else base
     existing = [p for p in base.get("PYTHONPATH", "").split(os.pathsep) if p]
     paths = list(dict.fromkeys([str(r) for r in roots] + existing))
-    return {"PYTHONPATH": os.pathsep.join(paths), "PYTHONUNBUFFERED": "1"}
+    return {"PYTHONPATH": os.pathsep.join(paths), "PYTHONUNBUFFERED": "1", **starter_environment()}
 
 
 def launch(args: list[str], env_updates: Mapping[str, str] | None = None) -> subprocess.Popen:

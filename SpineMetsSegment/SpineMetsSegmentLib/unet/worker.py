@@ -126,4 +126,9 @@ def main(argv: Sequence[str] | None = None, stream: TextIO = sys.stdout) -> int:
 
 
 if __name__ == "__main__":
+    # First of all, as a process: die with the process that started us (a killed
+    # Slicer must not leave a worker holding a network and a volume in memory).
+    from SpineMetsCore.processes import die_with_starter
+
+    die_with_starter()
     sys.exit(main())

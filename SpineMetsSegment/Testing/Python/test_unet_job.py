@@ -37,6 +37,20 @@ def _alive(pid):
         return False
 
 
+def _worker_pid(marker):
+    """The pid of the Python running the U-Net worker whose arguments include ``marker``."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if argv[0] == sys.executable and "SpineMetsSegmentLib.unet.worker" in argv and any(marker in a for a in argv):
+            return int(entry.name)
+    raise AssertionError(f"no worker process with {marker}")
+
+
 class UNetJobTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -152,6 +166,57 @@ class UNetJobTest(unittest.TestCase):
             while time.monotonic() < deadline and _alive(grandchild):
                 time.sleep(0.1)
             self.assertFalse(_alive(grandchild), "the grandchild survived Cancel")
+
+    @unittest.skipUnless(sys.platform.startswith("linux"), "a child dies with its parent on Linux only (PR_SET_PDEATHSIG)")
+    def test_worker_dies_when_its_starter_is_killed(self):
+        """SIGKILL of the process that started the job (Slicer) ends the real worker within seconds.
+
+        The worker is held busy on a FIFO given as its T1 image (it blocks reading it, as
+        on a long inference), directly and through a launcher that does not exec, as
+        ``PythonSlicer`` (CTK's launcher) does.
+        """
+        launcher = self.root / "PythonSlicer"
+        launcher.write_text(f"#!/bin/sh\n'{sys.executable}' \"$@\"\nexit $?\n")
+        launcher.chmod(0o755)
+        for name, python in (("direct", sys.executable), ("launcher", str(launcher))):
+            with self.subTest(name):
+                fifo = self.root / f"fifo_{name}_T1.nrrd"
+                os.mkfifo(fifo)
+                images = {**{s: str(p) for s, p in self.images.items()}, "T1": str(fifo)}
+                starter_code = (
+                    "import time\n"
+                    "from SpineMetsSegmentLib.unet.job import UNetJob\n"
+                    f"UNetJob({images!r}, {str(demo_model_path())!r}, {str(self.root / name)!r}, force_cpu=True,"
+                    f" python={python!r}).start()\n"
+                    "time.sleep(300)\n"
+                )
+                starter = subprocess.Popen([sys.executable, "-c", starter_code], env={**os.environ, **child_environment()})
+                worker, fd = None, None
+                try:
+                    deadline = time.monotonic() + 180
+                    while fd is None:  # the worker opened the FIFO: it is busy (and armed long before)
+                        self.assertLess(time.monotonic(), deadline, "the worker never read its T1 image")
+                        self.assertIsNone(starter.poll(), "the starting process ended early")
+                        try:
+                            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                        except OSError:
+                            time.sleep(0.2)
+                    worker = _worker_pid(str(fifo))
+                    self.assertTrue(_alive(worker))
+                    starter.kill()
+                    starter.wait()
+                    deadline = time.monotonic() + 5
+                    while _alive(worker) and time.monotonic() < deadline:
+                        time.sleep(0.1)
+                    self.assertFalse(_alive(worker), f"the worker outlived its killed starter ({name})")
+                finally:
+                    if starter.poll() is None:
+                        starter.kill()
+                        starter.wait()
+                    if worker is not None and _alive(worker):
+                        os.kill(worker, 9)
+                    if fd is not None:
+                        os.close(fd)
 
     def test_terminate_returns_nonzero(self):
         proc = launch([sys.executable, "-c", "import time; time.sleep(60)"], {})
