@@ -126,6 +126,23 @@ def limited_threads(n: int | None = None) -> Iterator[None]:
         yield
 
 
+GB_MIN_SAMPLES_LEAF = 20
+"""HistGradientBoosting's own ``min_samples_leaf`` (kept from 200 training rows up)."""
+
+
+def gb_min_samples_leaf(n_fit: int) -> int:
+    """``min_samples_leaf`` for gradient boosting fitted on ``n_fit`` rows: ``min(20, max(2, n_fit // 10))``.
+
+    scikit-learn's default of 20 means a tree on fewer than 40 rows cannot split at
+    all: every tree is one leaf and every case gets the class prior (AUC exactly
+    0.5 on a 38-case study cohort). A tenth of the rows per leaf still regularises
+    like the default does at 200 rows (leaves of >= 10 % of the data, so at most
+    ten leaves), the floor of 2 keeps single-case leaves out, and from 200 rows up
+    the library default applies unchanged.
+    """
+    return min(GB_MIN_SAMPLES_LEAF, max(2, int(n_fit) // 10))
+
+
 def check_classifier(name: str) -> str:
     if name not in CLASSIFIERS:
         raise InputError("--classifier", f"unknown classifier {name!r}; choose from {CLASSIFIERS} or 'all'")

@@ -47,12 +47,14 @@ from .package import save_package
 from .pipeline import (
     CLASSIFIER_NAMES,
     CLASSIFIERS,
+    GB_MIN_SAMPLES_LEAF,
     SelectionConfig,
     build_pipeline,
     check_classifier,
     class_weighting,
     describe,
     fit_params,
+    gb_min_samples_leaf,
     limited_threads,
     model_input_names,
     param_grid,
@@ -213,9 +215,15 @@ def adapt_grid(grid: Mapping[str, list[Any]], classifier: str, n_fit: int, min_c
 
     ``n_fit`` / ``min_class_fit``: rows / rows of the smallest class in the smallest training set the
     estimator will see. k-NN never gets more neighbours than ``n_fit``; the SVM's internal Platt-scaling
-    CV never more folds than ``min_class_fit``.
+    CV never more folds than ``min_class_fit``; gradient boosting's leaves (when the grid does not tune
+    them) hold :func:`.pipeline.gb_min_samples_leaf` rows, so small cohorts still grow trees.
     """
     adapted = {k: list(v) for k, v in grid.items()}
+    if classifier == "gb" and "clf__min_samples_leaf" not in adapted:
+        leaf = gb_min_samples_leaf(n_fit)
+        if leaf != GB_MIN_SAMPLES_LEAF:
+            adapted["clf__min_samples_leaf"] = [leaf]
+            logger.info("gb: min_samples_leaf %d (smallest training set: %d cases)", leaf, n_fit)
     if classifier == "knn":
         limit = max(1, int(n_fit))
         values = adapted.get("clf__n_neighbors", [DEFAULT_KNN_NEIGHBOURS])
