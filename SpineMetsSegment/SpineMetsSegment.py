@@ -138,8 +138,6 @@ class SpineMetsSegmentParameterNode:
     seedRadiusMm: Annotated[float, WithinRange(0.0, 20.0)] = 3.0
     backgroundBorderMm: Annotated[float, WithinRange(0.5, 20.0)] = 2.0
     maxRadiusMm: Annotated[float, WithinRange(5.0, 300.0)] = 60.0
-    smoothingIterations: Annotated[int, WithinRange(0, 50)] = 5
-    fillHoles: bool = True
     modelPath: Path = DEMO_MODEL
     forceCpu: bool = False
     lesionLabelmap: vtkMRMLLabelMapVolumeNode

@@ -94,6 +94,28 @@ class PackagingTest(unittest.TestCase):
             self.assertTrue(bound, f"{module}.ui binds no parameter")
             self.assertLessEqual(bound, fields, f"{module}.ui binds unknown parameters {bound - fields}")
 
+    def test_every_region_growing_control_reaches_the_algorithm(self):
+        """The Segment module's advanced controls are exactly what the widget hands to region growing.
+
+        (``smoothingIterations`` and ``fillHoles`` stayed in the UI after the algorithm stopped using them.)
+        """
+        module = "SpineMetsSegment"
+        tree = ast.parse((REPO / module / f"{module}.py").read_text())
+        method = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "segmentFromParameterNode")
+        call = next(n for n in ast.walk(method) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "RegionGrowingParameters")
+        passed = {kw.arg: kw.value.attr for kw in call.keywords if isinstance(kw.value, ast.Attribute)}
+        algorithm = ast.parse((REPO / module / f"{module}Lib" / "region_growing.py").read_text())
+        settings = next(n for n in algorithm.body if isinstance(n, ast.ClassDef) and n.name == "RegionGrowingParameters")
+        fields = {n.target.id for n in settings.body if isinstance(n, ast.AnnAssign)}
+        self.assertLessEqual(set(passed), fields, "the widget passes settings region growing does not have")
+        ui = ET.parse(REPO / module / "Resources" / "UI" / f"{module}.ui")
+        advanced = next(w for w in ui.iter("widget") if w.get("name") == "advancedCollapsibleButton")
+        bound = {prop.find("string").text for prop in advanced.iter("property") if prop.get("name") == "SlicerParameterName"}
+        self.assertEqual(bound, set(passed.values()), "advanced controls that do nothing, or settings without a control")
+        param_class = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == f"{module}ParameterNode")
+        self.assertFalse({"smoothingIterations", "fillHoles"} & {n.target.id for n in param_class.body
+                                                                 if isinstance(n, ast.AnnAssign)})
+
     def test_pins(self):
         reqs = (REPO / "requirements.txt").read_text()
         self.assertRegex(reqs, r"(?m)^torch==2\.13\.0$")
