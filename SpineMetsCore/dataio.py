@@ -23,7 +23,7 @@ import SimpleITK as sitk
 
 from .errors import CorruptFileError, ImageQualityError, InputError, UnsupportedFormatError
 from .fileio import atomic_dir, atomic_path, compound_suffix
-from .native import captured_native_messages
+from .native import captured_native_messages, preserved_locale
 from .runtime import get_scene, remove_node_tree
 from .volumes import sitk_to_volume, volume_to_sitk
 
@@ -318,7 +318,7 @@ def write_dicom_series(
     study_uid, series_uid = uid_root + ".1", uid_root + ".2"
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
-    with atomic_dir(target) as tmp:
+    with atomic_dir(target) as tmp, preserved_locale():  # GDCM's writer leaves the process in the C locale
         for k in range(pixels.shape[0]):
             slice_img = sitk.GetImageFromArray(pixels[k][np.newaxis])[:, :, 0]
             slice_img.SetSpacing(image.GetSpacing()[:2])  # GDCM writes PixelSpacing from the image

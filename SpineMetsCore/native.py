@@ -12,6 +12,7 @@ only) sends every other VTK message through Python :mod:`logging`, cleaned.
 from __future__ import annotations
 
 import contextlib
+import locale
 import logging
 import os
 import re
@@ -112,6 +113,26 @@ def route_vtk_messages_to_logging() -> None:
     vtkOutputWindow.GetInstance().SetDisplayModeToNever()
     _observe_output_window()
     _routing_installed = True
+
+
+@contextlib.contextmanager
+def preserved_locale() -> Iterator[None]:
+    """Put the process's C locale back after a library call that changes it.
+
+    GDCM's DICOM writer (through SimpleITK) leaves the whole process in the "C"
+    locale. Python then takes ASCII as the locale encoding, so every later
+    ``subprocess`` text pipe and ``open()`` without an encoding in the process
+    (ours, a library's, Slicer's) fails on the first non-ASCII character.
+    """
+    saved = locale.setlocale(locale.LC_ALL, None)
+    try:
+        yield
+    finally:
+        if locale.setlocale(locale.LC_ALL, None) != saved:
+            try:
+                locale.setlocale(locale.LC_ALL, saved)
+            except locale.Error as exc:  # pragma: no cover - a locale removed meanwhile
+                logger.debug("could not restore the locale %r: %s", saved, exc)
 
 
 @contextlib.contextmanager

@@ -44,14 +44,18 @@ def child_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
     base = os.environ if base is None else base
     existing = [p for p in base.get("PYTHONPATH", "").split(os.pathsep) if p]
     paths = list(dict.fromkeys([str(r) for r in roots] + existing))
-    return {"PYTHONPATH": os.pathsep.join(paths), "PYTHONUNBUFFERED": "1", **starter_environment()}
+    # the child writes UTF-8 whatever its locale, as launch() reads it
+    return {"PYTHONPATH": os.pathsep.join(paths), "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8",
+            **starter_environment()}
 
 
 def launch(args: list[str], env_updates: Mapping[str, str] | None = None) -> subprocess.Popen:
     """Start the child with stdout as text lines (stderr to this process's), in its own process group.
 
     stderr is not captured: a pipe nobody reads could fill and stall the child;
-    the worker reports everything the parent needs on stdout.
+    the worker reports everything the parent needs on stdout. The pipe is read as
+    UTF-8, not in the locale's encoding, which may be ASCII (a ``LANG=C`` cluster,
+    or a process whose locale a library reset).
     """
     env = {**os.environ, **(env_updates or {})}
     kwargs: dict = {}
@@ -61,7 +65,8 @@ def launch(args: list[str], env_updates: Mapping[str, str] | None = None) -> sub
         kwargs.update(startupinfo=info, creationflags=subprocess.CREATE_NEW_PROCESS_GROUP)
     else:
         kwargs.update(start_new_session=True)
-    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True, bufsize=1, **kwargs)
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True, encoding="utf-8", errors="replace",
+                            bufsize=1, **kwargs)
 
 
 def terminate(proc: subprocess.Popen, timeout: float = 10.0) -> int:

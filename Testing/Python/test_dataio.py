@@ -57,6 +57,23 @@ class DataIOTest(unittest.TestCase):
             sitk.GetArrayFromImage(read_image(self.dir / "dicom_int")), sitk.GetArrayFromImage(integer)
         )
 
+    def test_dicom_writer_leaves_the_process_locale_alone(self):
+        """GDCM's writer put the process in the "C" locale: Python's locale encoding became ASCII,
+        and every later text pipe or open() without an encoding failed on non-ASCII text."""
+        import locale
+        import subprocess
+        import sys
+
+        from SpineMetsCore.dataio import write_dicom_series
+
+        before = (locale.setlocale(locale.LC_ALL, None), locale.getpreferredencoding(False))
+        self.assertEqual(before[1].lower().replace("-", ""), "utf8", "the test needs a UTF-8 locale to start from")
+        write_dicom_series(random_image(size_kji=(2, 4, 4)), self.dir / "dicom_locale")
+        self.assertEqual((locale.setlocale(locale.LC_ALL, None), locale.getpreferredencoding(False)), before)
+        child = subprocess.run([sys.executable, "-c", "print('L\\u00e4sion 3 mm\\u00b3')"], capture_output=True,
+                               text=True, env={**os.environ, "PYTHONIOENCODING": "utf-8"}, timeout=60)
+        self.assertEqual(child.stdout, "L\u00e4sion 3 mm\u00b3\n")
+
     def test_errors_name_the_file(self):
         from SpineMetsCore.dataio import read_image, read_segmentation, read_volume, write_volume
         from SpineMetsCore.errors import InputError, UnsupportedFormatError

@@ -216,6 +216,9 @@ class SegmentCliTest(unittest.TestCase):
 
 class BatchScriptTest(unittest.TestCase):
     def test_batch_script_with_the_venv_python(self):
+        """Run as on a cluster with LANG=C: non-ASCII segment names come through the seeds CSV,
+        volumes.csv and the .seg.nrrd intact; the output is read as UTF-8, not in this process's
+        locale encoding (ASCII once a DICOM writer had reset it: the old failure after test_dataio)."""
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             case = generate_case(31, case_id="batch31")
@@ -224,25 +227,26 @@ class BatchScriptTest(unittest.TestCase):
                 writer = csv.DictWriter(fh, fieldnames=["case_id", "T1", "T2", "STIR", "T1CE", "mask"])
                 writer.writeheader()
                 writer.writerow({k: row[k] for k in writer.fieldnames})
-            with (root / "seeds.csv").open("w", newline="") as fh:
+            with (root / "seeds.csv").open("w", newline="", encoding="utf-8") as fh:
                 writer = csv.writer(fh)
                 writer.writerow(["case_id", "name", "seed_ras", "roi_ras"])
                 for lesion in case.lesions:
                     ras = np.asarray(lesion.seed_lps) * (-1, -1, 1)
                     lo = (np.asarray(lesion.bbox_min_lps) - 10) * (-1, -1, 1)
                     hi = (np.asarray(lesion.bbox_max_lps) + 10) * (-1, -1, 1)
-                    writer.writerow(["batch31", f"Lesion {lesion.label}", fmt(ras), fmt([*lo, *hi])])
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(MODULE_DIR.parent), str(MODULE_DIR)])}
+                    writer.writerow(["batch31", f"L\u00e4sion {lesion.label}", fmt(ras), fmt([*lo, *hi])])
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(MODULE_DIR.parent), str(MODULE_DIR)]),
+                   "LC_ALL": "C", "LANG": "C"}
             proc = subprocess.run([sys.executable, str(BATCH_SCRIPT), "--manifest", str(root / "cohort" / "manifest.csv"),
                                    "--seeds", str(root / "seeds.csv"), "--out", str(root / "out")],
-                                  env=env, capture_output=True, text=True, timeout=300)
+                                  env=env, capture_output=True, encoding="utf-8", timeout=300)
             self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
             self.assertEqual(json.loads(proc.stdout.splitlines()[-1]), {"cases": 1, "segments": len(case.lesions), "out": str(root / "out")})
-            with (root / "out" / "volumes.csv").open() as fh:
+            with (root / "out" / "volumes.csv").open(encoding="utf-8") as fh:
                 volumes = {r["name"]: float(r["volume_ml"]) for r in csv.DictReader(fh)}
             self.assertTrue((root / "out" / "volumes.provenance.json").is_file())
             for lesion in case.lesions:
-                self.assertAlmostEqual(volumes[f"Lesion {lesion.label}"], lesion.volume_ml, delta=0.35 * lesion.volume_ml)
+                self.assertAlmostEqual(volumes[f"L\u00e4sion {lesion.label}"], lesion.volume_ml, delta=0.35 * lesion.volume_ml)
             self.assertEqual(segment_names_in(root / "out" / "batch31.seg.nrrd"), sorted(volumes))
 
 

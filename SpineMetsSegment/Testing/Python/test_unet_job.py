@@ -218,6 +218,25 @@ class UNetJobTest(unittest.TestCase):
                     if fd is not None:
                         os.close(fd)
 
+    def test_child_output_is_utf8_under_a_c_locale(self):
+        """A LANG=C cluster, a Python without UTF-8 mode, a parent whose locale a library reset to "C"."""
+        import locale
+
+        text = "L\u00e4sion 3 mm\u00b3 \u2014 done"
+        saved = locale.setlocale(locale.LC_ALL, None)
+        locale.setlocale(locale.LC_ALL, "C")  # what GDCM's DICOM writer did to a process
+        try:
+            self.assertEqual(locale.getpreferredencoding(False), "ANSI_X3.4-1968")
+            for utf8_mode in ("1", "0"):
+                with self.subTest(PYTHONUTF8=utf8_mode):
+                    env = {**child_environment(), "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": utf8_mode}
+                    proc = launch([sys.executable, "-c", f"print({ascii(text)})"], env)
+                    self.assertEqual(proc.stdout.readline(), text + "\n")
+                    self.assertEqual(proc.wait(timeout=60), 0)
+                    proc.stdout.close()
+        finally:
+            locale.setlocale(locale.LC_ALL, saved)
+
     def test_terminate_returns_nonzero(self):
         proc = launch([sys.executable, "-c", "import time; time.sleep(60)"], {})
         self.assertNotEqual(terminate(proc), 0)
