@@ -309,21 +309,23 @@ def _single_itk_thread() -> Iterator[None]:
 
 
 def prepare_worker(settings: CaseSettings) -> None:
-    """Pay a worker's fixed costs before its first case: imports, one ITK thread, the radiomics
-    extractor (or U-Net package) that :func:`process_case` then finds in the process cache."""
-    import SimpleITK as sitk
+    """Pay a worker's fixed costs before its first case: imports, the radiomics extractor (or U-Net
+    package) that :func:`process_case` then finds in the process cache. Never raises: a broken model
+    or parameter file fails each case instead, recorded like any other case error. (ITK's thread count
+    is left alone: each case sets one thread for itself, and a threaded cluster may share this process.)"""
+    try:
+        from SpineMetsClassifierLib.features.case import extract_case  # noqa: F401
 
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)  # the workers already share the cores
-    from SpineMetsClassifierLib.features.case import extract_case  # noqa: F401
+        from SpineMetsCore.dataio import read_image  # noqa: F401
 
-    from SpineMetsCore.dataio import read_image  # noqa: F401
-
-    if settings.method == "region_growing":
-        from SpineMetsSegmentLib.region_growing import grow_region  # noqa: F401
-    elif settings.method == "unet":
-        _unet_package(settings.unet_model or str(_demo_model()))
-    if settings.feature_settings.radiomics:
-        _radiomics_extractor(settings)
+        if settings.method == "region_growing":
+            from SpineMetsSegmentLib.region_growing import grow_region  # noqa: F401
+        elif settings.method == "unet":
+            _unet_package(settings.unet_model or str(_demo_model()))
+        if settings.feature_settings.radiomics:
+            _radiomics_extractor(settings)
+    except Exception:  # noqa: BLE001 - the cases report it, each with its own error record
+        logger.debug("worker preparation failed; the cases will report it", exc_info=True)
 
 
 def _radiomics_extractor(settings: CaseSettings) -> Any:
