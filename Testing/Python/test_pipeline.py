@@ -448,6 +448,21 @@ class WorkerPoolTest(unittest.TestCase):
         pd.testing.assert_frame_equal(table, serial_table)
 
 
+    def test_preparing_a_worker_never_raises(self):
+        """A broken U-Net model must fail each case (recorded), not the pool's preparation (the whole run)."""
+        from SpineMetsClassifierLib.features.case import CaseSettings as FeatureSettings
+
+        from SpineMetsApp.pipeline import cases
+
+        missing = str(Path(tempfile.gettempdir()) / "spinemets-no-such-model")
+        settings = cases.CaseSettings(method="unet", seg_sequences=None, region_growing=(), unet_model=missing,
+                                      feature_settings=FeatureSettings(radiomics=False))
+        self.assertIsNone(cases.prepare_worker(settings))
+        self.assertNotIn(("unet", missing), cases._CACHE)
+        with self.assertRaises(Exception):  # noqa: B017 - whatever the loader raises, the case records it
+            cases._unet_package(missing)
+
+
 class LibraryHandOffTest(unittest.TestCase):
     def test_all_classifiers_adapt_to_a_tiny_cohort(self):
         """`train --classifier all` on 16 rows: k-NN's and the SVM's settings fit the folds, they train;
