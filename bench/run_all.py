@@ -26,6 +26,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RATIO_WORDS = ("ratio", "speedup", "overhead")
+CONTROL_PREFIX = "machine_"
+"""Figures measured on the machine itself (e.g. its 2-process speed-up): controls, never ratios with goals."""
 CONTROL_WORDS = ("plain", "raw", "control", "baseline", "machine", "library", "sklearn", "shap", "monai", "peak_rss", "input_voxel")
 
 
@@ -46,10 +48,14 @@ def _lines(name: str, result: dict) -> list[str]:
                 goal = result.get("goals", {}).get(sub) if isinstance(result.get("goals"), dict) else None
                 lines.append(f"{name}: {key}.{sub} = {v}" + (f" (goal {goal})" if goal is not None else ""))
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            if any(w in key for w in RATIO_WORDS) and "goal" not in key:
+            if any(w in key for w in RATIO_WORDS) and "goal" not in key and not key.startswith(CONTROL_PREFIX):
                 goal = _goal_for(key, result)
-                lines.append(f"{name}: {key} = {value}" + (f" (goal {goal})" if goal is not None else ""))
-            elif any(w in key for w in CONTROL_WORDS):
+                line = f"{name}: {key} = {value}" + (f" (goal {goal})" if goal is not None else "")
+                if key.endswith("_vs_control") and key.removesuffix("_vs_control") in result:
+                    line += (f" = {key.removesuffix('_vs_control')} {result[key.removesuffix('_vs_control')]}"
+                             f" / control machine_parallel_speedup {result.get('machine_parallel_speedup')}")
+                lines.append(line)
+            elif any(w in key for w in CONTROL_WORDS) and "goal" not in key:
                 controls.append(f"{key}={value}")
     if controls:
         lines.append(f"{name}:   control figures: " + ", ".join(controls))

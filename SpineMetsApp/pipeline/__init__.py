@@ -7,11 +7,12 @@ Python API (the CLI and the headless-Slicer example call the same function)::
     print(result.report)
 
 Modules: :mod:`.config` (schema, validation), :mod:`.cases` (per-case segment + features),
-:mod:`.runner` (checks, Dask orchestration, resume), :mod:`.study` (train, evaluate,
+:mod:`.runner` (checks, the Dask worker pool, resume), :mod:`.study` (train, evaluate,
 explain, predict), :mod:`.report` (HTML report), :mod:`.worker_guard` (no orphan workers).
 """
 
 from .config import ConfigError, StudyConfig, load_config
-from .runner import OutputFolderError, RunResult, plan_run, run_pipeline
+from .runner import OutputFolderError, RunResult, WorkerPool, plan_run, run_pipeline
 
-__all__ = ["ConfigError", "OutputFolderError", "RunResult", "StudyConfig", "load_config", "plan_run", "run_pipeline"]
+__all__ = ["ConfigError", "OutputFolderError", "RunResult", "StudyConfig", "WorkerPool", "load_config", "plan_run",
+           "run_pipeline"]

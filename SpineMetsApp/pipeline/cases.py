@@ -308,6 +308,50 @@ def _single_itk_thread() -> Iterator[None]:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)
 
 
+def prepare_worker(settings: CaseSettings) -> None:
+    """Pay a worker's fixed costs before its first case: imports, the radiomics extractor (or U-Net
+    package) that :func:`process_case` then finds in the process cache. Never raises: a broken model
+    or parameter file fails each case instead, recorded like any other case error. (ITK's thread count
+    is left alone: each case sets one thread for itself, and a threaded cluster may share this process.)"""
+    try:
+        from SpineMetsClassifierLib.features.case import extract_case  # noqa: F401
+
+        from SpineMetsCore.dataio import read_image  # noqa: F401
+
+        if settings.method == "region_growing":
+            from SpineMetsSegmentLib.region_growing import grow_region  # noqa: F401
+        elif settings.method == "unet":
+            _unet_package(settings.unet_model or str(_demo_model()))
+        if settings.feature_settings.radiomics:
+            _radiomics_extractor(settings)
+    except Exception:  # noqa: BLE001 - the cases report it, each with its own error record
+        logger.debug("worker preparation failed; the cases will report it", exc_info=True)
+
+
+def _radiomics_extractor(settings: CaseSettings) -> Any:
+    """The process's extractor for the settings' parameter file (built once per process)."""
+    from SpineMetsClassifierLib.features.cohort import quiet_radiomics
+    from SpineMetsClassifierLib.features.radiomics_features import RadiomicsExtractor
+
+    fs = settings.feature_settings
+    cache_key = ("radiomics", fs.params_path, settings.params_sha256)
+    extractor = _CACHE.get(cache_key)
+    if extractor is None:
+        with quiet_radiomics():
+            extractor = _CACHE[cache_key] = RadiomicsExtractor(fs.params_path)
+    return extractor
+
+
+def _unet_package(model_path: str) -> Any:
+    """The process's U-Net package (loaded once per process)."""
+    from SpineMetsSegmentLib.unet import load_model_package
+
+    package = _CACHE.get(("unet", model_path))
+    if package is None:
+        package = _CACHE[("unet", model_path)] = load_model_package(model_path)
+    return package
+
+
 def load_finished(folder: Path, key: str) -> dict[str, Any] | None:
     """The case's finished record when it was made under ``key``; None otherwise."""
     path = folder / RESULT_FILE
@@ -430,12 +474,9 @@ def segment_case(spec: CaseSpec, settings: CaseSettings, images: Mapping[str, An
         reference = images[result.reference_sequence]
         lesion = sitk.Resample(result.mask, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
     elif settings.method == "unet":
-        from SpineMetsSegmentLib.unet import load_model_package, segment_images
+        from SpineMetsSegmentLib.unet import segment_images
 
-        model_path = settings.unet_model or str(_demo_model())
-        package = _CACHE.get(("unet", model_path))
-        if package is None:
-            package = _CACHE[("unet", model_path)] = load_model_package(model_path)
+        package = _unet_package(settings.unet_model or str(_demo_model()))
         missing = [s for s in package.input_sequences if s not in images]
         if missing:
             raise InputError(what, f"has no image for the U-Net input sequence(s) {missing}")
@@ -494,18 +535,11 @@ def extract_features(spec: CaseSpec, settings: CaseSettings, images: Mapping[str
     """Every feature of the case from its images and the lesion labelmap (the features package)."""
     from SpineMetsClassifierLib.features.case import extract_case
     from SpineMetsClassifierLib.features.cohort import quiet_radiomics
-    from SpineMetsClassifierLib.features.radiomics_features import RadiomicsExtractor
 
     from SpineMetsCore.dataio import read_image
 
     fs = settings.feature_settings
-    extractor = None
-    if fs.radiomics:
-        cache_key = ("radiomics", fs.params_path, settings.params_sha256)
-        extractor = _CACHE.get(cache_key)
-        if extractor is None:
-            with quiet_radiomics():
-                extractor = _CACHE[cache_key] = RadiomicsExtractor(fs.params_path)
+    extractor = _radiomics_extractor(settings) if fs.radiomics else None
     anatomy = read_image(spec.anatomy) if spec.anatomy else None
     with quiet_radiomics():
         return extract_case(images, lesion, anatomy, fs, extractor, f"case '{spec.case_id}'")

@@ -4,7 +4,9 @@ A ``LocalCluster`` worker is a child of the ``spinemets run`` process. If that p
 is killed with SIGKILL it cannot clean up, so every worker asks the kernel to send it
 SIGKILL when its parent dies (Linux ``prctl(PR_SET_PDEATHSIG)``) and, as a fallback on
 other systems, a daemon thread exits the worker when its parent process id changes.
-Loaded by the pipeline through Dask's ``preload`` option (``dask_setup`` is Dask's hook).
+Loaded by the pipeline through Dask's ``preload`` option (``dask_setup`` is Dask's hook),
+which also sets ITK to one thread (:func:`one_itk_thread`): N single-threaded workers use N
+cores (BLAS and OpenMP get one thread from Dask's own worker environment).
 """
 
 from __future__ import annotations
@@ -44,6 +46,15 @@ def die_with_parent() -> None:
     threading.Thread(target=watch, name="spinemets-parent-watch", daemon=True).start()
 
 
+def one_itk_thread() -> None:
+    """ITK at one thread in this worker: the workers already share the cores, and ITK's sums are
+    then bit-identical to the in-process path's (which runs cases with one thread too)."""
+    import SimpleITK as sitk
+
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+
+
 def dask_setup(worker: Any = None) -> None:
     """Dask preload hook (runs in the worker process at start-up)."""
     die_with_parent()
+    one_itk_thread()

@@ -396,6 +396,73 @@ class SchedulerTest(unittest.TestCase):
         self.assertIn("Segmentation", (tmp / "out" / "report.html").read_text())
 
 
+class WorkerPoolTest(unittest.TestCase):
+    def test_one_long_lived_pool_serves_several_cohorts_with_the_serial_values(self):
+        """One 2-worker pool (started once, its workers kept) runs two pipeline cohorts and a features
+        cohort: values identical to the in-process path; no dashboard-port warning even with 8787 taken."""
+        import socket
+        import warnings
+
+        from SpineMetsClassifierLib.features.case import CaseSettings as FeatureSettings
+        from SpineMetsClassifierLib.features.cohort import extract_cohort
+
+        from SpineMetsApp.pipeline.runner import WorkerPool, plan_run, run_cases
+
+        tmp = Path(tempfile.mkdtemp(prefix="spinemets-pool-"))
+        self.addCleanup(lambda: __import__("shutil").rmtree(tmp, ignore_errors=True))
+        manifest = _COHORT["manifest"]
+        config = {**CONFIG, "features": {"radiomics": True, "sequences": ["T1", "T2"]}, "tasks": []}
+        plans = {name: plan_run(manifest, config, tmp / name) for name in ("serial", "pool1", "pool2")}
+        serial = run_cases(plans["serial"].specs, plans["serial"].settings, tmp / "serial", workers=0)
+        features = FeatureSettings(sequences=("T1", "STIR"))
+        serial_table = extract_cohort(manifest, features, workers=1).frame
+        busy = socket.socket()
+        self.addCleanup(busy.close)
+        with contextlib.suppress(OSError):  # already taken by someone else: just as good
+            busy.bind(("127.0.0.1", 8787))
+            busy.listen()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with WorkerPool(2) as pool:
+                workers = pool.client.run(os.getpid)
+                pooled = [run_cases(plans[n].specs, plans[n].settings, tmp / n, pool=pool) for n in ("pool1", "pool2")]
+                table = extract_cohort(manifest, features, executor=pool.executor()).frame
+                self.assertEqual(pool.client.run(os.getpid), workers)  # the same two processes throughout
+        self.assertEqual(len(workers), 2)
+        self.assertEqual([str(w.message) for w in caught if "8787" in str(w.message) or "Port" in str(w.message)], [])
+
+        def values(outcomes: list[dict]) -> list[str]:
+            self.assertTrue(all(o["status"] == "ok" for o in outcomes), outcomes)
+            return [json.dumps([o["case_id"], o["record"]["segmentation"], o["record"]["features"]], sort_keys=True)
+                    for o in outcomes]
+
+        self.assertIn("T2_original_glcm_Contrast", serial[0]["record"]["features"])  # radiomics on
+        self.assertEqual(values(pooled[0]), values(serial))
+        self.assertEqual(values(pooled[1]), values(serial))
+        for name in ("pool1", "pool2"):
+            self.assertEqual((tmp / name / "cases" / serial[0]["record"]["segmentation"]["file"].split("/")[1]
+                              / "lesion.nrrd").read_bytes(),
+                             (tmp / "serial" / serial[0]["record"]["segmentation"]["file"]).read_bytes())
+        self.assertEqual(len(table), N_CASES)
+        self.assertTrue((table["error"].fillna("") == "").all())
+        pd.testing.assert_frame_equal(table, serial_table)
+
+
+    def test_preparing_a_worker_never_raises(self):
+        """A broken U-Net model must fail each case (recorded), not the pool's preparation (the whole run)."""
+        from SpineMetsClassifierLib.features.case import CaseSettings as FeatureSettings
+
+        from SpineMetsApp.pipeline import cases
+
+        missing = str(Path(tempfile.gettempdir()) / "spinemets-no-such-model")
+        settings = cases.CaseSettings(method="unet", seg_sequences=None, region_growing=(), unet_model=missing,
+                                      feature_settings=FeatureSettings(radiomics=False))
+        self.assertIsNone(cases.prepare_worker(settings))
+        self.assertNotIn(("unet", missing), cases._CACHE)
+        with self.assertRaises(Exception):  # noqa: B017 - whatever the loader raises, the case records it
+            cases._unet_package(missing)
+
+
 class LibraryHandOffTest(unittest.TestCase):
     def test_all_classifiers_adapt_to_a_tiny_cohort(self):
         """`train --classifier all` on 16 rows: k-NN's and the SVM's settings fit the folds, they train;

@@ -15,6 +15,11 @@
   inputs (:mod:`SpineMetsCore.qc`) go into the ``qc_flags`` column.
 * Workers die with the parent process (no orphans after a SIGKILL); temporaries
   of interrupted cache writes are removed on start and on exit.
+* A long-lived pool: ``executor`` takes any :class:`concurrent.futures.Executor` whose
+  workers stay up between calls (the pipeline's Dask workers via
+  ``SpineMetsApp.pipeline.WorkerPool.executor()``), so worker start-up, imports and the
+  extractor are paid once per worker, not once per call; :func:`prepare_worker` pays
+  them ahead of the first case.
 * Outputs (CSV and ``<stem>.provenance.json``) are written atomically, only after
   every case has been processed.
 """
@@ -32,7 +37,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -127,6 +132,16 @@ def _init_worker(parent_pid: int | None = None) -> None:
 
     die_with_parent(parent_pid)
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+
+
+def prepare_worker(settings: CaseSettings, params_sha256: str = "") -> None:
+    """A worker's fixed costs before its first case: imports, one ITK thread, the extractor."""
+    import SimpleITK as sitk
+
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    if settings.radiomics:
+        with quiet_radiomics():
+            _extractor(settings, params_sha256)
 
 
 def run_case(task: CaseTask, params_sha256: str = "") -> dict[str, Any]:
@@ -243,6 +258,7 @@ def extract_cohort(
     edf_schema: str | os.PathLike[str] | None = None,
     progress: ProgressCallback | None = None,
     optional_sequences: Sequence[str] = DEFAULT_OPTIONAL_SEQUENCES,
+    executor: Executor | None = None,
 ) -> CohortResult:
     """Every feature of every manifest case in one DataFrame (see the module docstring).
 
@@ -251,7 +267,9 @@ def extract_cohort(
     error rather than a table without T1 features.
 
     ``cache_dir`` None disables the cache. ``progress(done, total)`` is called as
-    cases finish (cached ones first).
+    cases finish (cached ones first). ``executor``: a running pool to use (and leave
+    running) instead of starting ``workers`` processes; its workers must run ITK with one
+    thread (:func:`prepare_worker`) for values identical to the in-process path.
     """
     import pandas as pd
 
@@ -308,7 +326,7 @@ def extract_cohort(
     if cached and tasks:
         logger.info("resuming: %d case(s) from the cache in %s, %d to compute", len(cached), cache, len(tasks))
     try:
-        for outcome in _run(tasks, params_sha256, workers):
+        for outcome in _run(tasks, params_sha256, workers, executor):
             results[outcome["case_id"]] = outcome
             done += 1
             if progress is not None:
@@ -378,16 +396,19 @@ def _file_size(path: str | None) -> int:
         return 0
 
 
-def _run(tasks: Sequence[CaseTask], params_sha256: str, workers: int) -> Iterator[dict[str, Any]]:
-    """Outcomes of the tasks as they finish (in-process for one worker)."""
+def _run(tasks: Sequence[CaseTask], params_sha256: str, workers: int,
+         executor: Executor | None = None) -> Iterator[dict[str, Any]]:
+    """Outcomes of the tasks as they finish (in-process for one worker and no ``executor``)."""
     if not tasks:
         return
-    if workers == 1 or len(tasks) == 1:
+    if executor is None and (workers == 1 or len(tasks) == 1):
         for task in tasks:
             yield run_case(task, params_sha256)
         return
-    executor = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=_process_context(),
-                                   initializer=_init_worker, initargs=(os.getpid(),))
+    own = executor is None
+    if executor is None:
+        executor = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=_process_context(),
+                                       initializer=_init_worker, initargs=(os.getpid(),))
     pending: dict[Future, CaseTask] = {}
     try:
         # Largest masks first (a proxy for the slowest cases), so no long case is left for the end.
@@ -401,9 +422,17 @@ def _run(tasks: Sequence[CaseTask], params_sha256: str, workers: int) -> Iterato
                     yield future.result()
                 except BrokenProcessPool as exc:
                     yield {"case_id": task.case_id, "row": {}, "error": f"worker process died ({exc})", "seconds": 0.0}
-        executor.shutdown(wait=True)
+                except Exception as exc:  # noqa: BLE001 - run_case never raises: the pool lost the task
+                    yield {"case_id": task.case_id, "row": {}, "error": f"worker failed ({type(exc).__name__}: {exc})",
+                           "seconds": 0.0}
+        if own:
+            executor.shutdown(wait=True)
     except BaseException:
-        executor.shutdown(wait=False, cancel_futures=True)
+        if own:
+            executor.shutdown(wait=False, cancel_futures=True)
+        else:
+            for future in pending:
+                future.cancel()
         raise
 
 
