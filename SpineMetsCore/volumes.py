@@ -217,8 +217,9 @@ def sitk_to_volume(
     node: Any | None = None,
     labelmap: bool = False,
     scene: Any | None = None,
+    display: bool = True,
 ) -> Any:
-    """Create (or update) a scalar or labelmap volume node from a SimpleITK image."""
+    """Create (or update) a scalar or labelmap volume node from a SimpleITK image (``display``: with display nodes)."""
     import slicer
 
     _check_3d_scalar(image, f"image for volume '{name}'")
@@ -226,7 +227,8 @@ def sitk_to_volume(
     if node is None:
         class_name = "vtkMRMLLabelMapVolumeNode" if labelmap else "vtkMRMLScalarVolumeNode"
         node = scene.AddNewNodeByClass(class_name, name)
-        node.CreateDefaultDisplayNodes()
+        if display:
+            node.CreateDefaultDisplayNodes()
     array = sitk.GetArrayFromImage(image)
     slicer.util.updateVolumeFromArray(node, array)
     set_node_geometry(node, Geometry.from_image(image))

@@ -104,7 +104,7 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     prepare_output(out, overwrite=True)
     logic = LesionSegmentationLogic()
     if region_growing:
-        nodes = logic.loadSequences(images)
+        nodes = logic.loadSequences(images, displayNodes=False)  # headless: nobody looks at them
     else:
         # The network needs no volume nodes: each input is held once, as a SimpleITK image.
         sitk_images = {name: dataio.read_image(path) for name, path in images.items()}

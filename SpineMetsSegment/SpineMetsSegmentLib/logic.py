@@ -105,15 +105,18 @@ class LesionSegmentationLogic:
     def scene(self) -> Any:
         return self.runtime.scene
 
-    def loadSequences(self, paths: Mapping[str, str | os.PathLike[str]]) -> dict[str, Any]:
-        """Load one volume node per sequence; all must overlap the first physically."""
+    def loadSequences(self, paths: Mapping[str, str | os.PathLike[str]], displayNodes: bool = True) -> dict[str, Any]:
+        """Load one volume node per sequence; all must overlap the first physically.
+
+        ``displayNodes=False`` for headless work: no display nodes (no window/level pass over the voxels).
+        """
         if not paths:
             raise InputError("sequences", "no image given")
         nodes: dict[str, Any] = {}
         reference: volumes.Geometry | None = None
         try:
             for name, path in paths.items():
-                node = dataio.read_volume(path, name=name, sequence=name)
+                node = dataio.read_volume(path, name=name, sequence=name, display=displayNodes)
                 nodes[name] = node
                 self._checkVolumes({name: node}, {name: path}, log=False)  # errors now (a view: no copy); warnings when used
                 grid = volumes.node_geometry(node)
