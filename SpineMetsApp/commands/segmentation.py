@@ -27,8 +27,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from SpineMetsSegmentLib.seeds import parse_float_list, parse_points
-
 from SpineMetsCore.errors import InputError
 from SpineMetsCore.fileio import compound_suffix, prepare_output
 
@@ -78,6 +76,7 @@ def _parameters(values: list[str]) -> dict[str, Any]:
 
 def _cmd_segment(args: argparse.Namespace) -> int:
     from SpineMetsSegmentLib.logic import LesionSegmentationLogic
+    from SpineMetsSegmentLib.seeds import parse_float_list, parse_points
 
     from SpineMetsCore import dataio
 
