@@ -71,12 +71,11 @@ class LoadedCase:
 
 
 def _check_images(
-    images: Mapping[str, sitk.Image | np.ndarray], nodes: Mapping[str, Any], paths: Mapping[str, Any] | None = None
+    images: Mapping[str, sitk.Image], nodes: Mapping[str, Any], paths: Mapping[str, Any] | None = None
 ) -> list[QCFlag]:
     """Refuse blank, 2-D or NaN images before a method turns them into a "lesion"; log the warnings.
 
     Inputs are named by their node's file, else ``paths[name]``, else the node or sequence name.
-    Images may be (K, J, I) arrays (views of the nodes' voxels: no copy).
     """
     flags: list[QCFlag] = []
     for name, image in images.items():
