@@ -69,6 +69,21 @@ class VolumeCropTest(unittest.TestCase):
         with self.assertRaisesRegex(ImageQualityError, "2-D image"):
             validate_image(np.zeros((1, 5, 5), np.float32), sequence="T1")
 
+    def test_headless_nodes_without_display_nodes(self):
+        import tempfile
+        from pathlib import Path
+
+        from SpineMetsCore.dataio import read_volume, write_image
+        from SpineMetsCore.volumes import sitk_to_volume, volume_to_array
+
+        image = random_image()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = write_image(image, Path(tmp) / "t1.nrrd")
+            nodes = [sitk_to_volume(image, name="bare", display=False), read_volume(path, display=False), read_volume(path)]
+            for node in nodes:
+                self.addCleanup(self.scene.RemoveNode, node)
+                np.testing.assert_array_equal(volume_to_array(node), sitk.GetArrayViewFromImage(image))
+            self.assertEqual([node.GetDisplayNode() is None for node in nodes], [True, True, False])
 
 if __name__ == "__main__":
     unittest.main()
