@@ -101,13 +101,18 @@ def read_volume(
     series_uid: str | None = None,
     *,
     sequence: str | None = None,
+    display: bool = True,
 ) -> Any:
-    """Load a file (or DICOM folder) into a new scalar/labelmap volume node, checked as :func:`read_image`."""
+    """Load a file (or DICOM folder) into a new scalar/labelmap volume node, checked as :func:`read_image`.
+
+    ``display=False`` (headless batch work) skips the display nodes: creating one
+    computes the volume's auto window/level over every voxel (~0.3 s for 512 x 512 x 40).
+    """
     p = _existing(path)
     what = _label(p, sequence)
     node_name = name or _stem(p)
     if p.is_dir():
-        return sitk_to_volume(read_dicom_series(p, series_uid), name=node_name, labelmap=labelmap)
+        return sitk_to_volume(read_dicom_series(p, series_uid), name=node_name, labelmap=labelmap, display=display)
     ext = compound_suffix(p)
     if ext in SEGMENTATION_EXTENSIONS:
         raise InputError(what, "is a segmentation; use read_segmentation")
@@ -148,7 +153,8 @@ def read_volume(
         remove_node_tree(storage)
         raise
     node.SetAndObserveStorageNodeID(storage.GetID())
-    node.CreateDefaultDisplayNodes()
+    if display:
+        node.CreateDefaultDisplayNodes()
     logger.debug("read %s into node %s", p, node.GetID())
     return node
 

@@ -27,8 +27,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from SpineMetsSegmentLib.seeds import parse_float_list, parse_points
-
 from SpineMetsCore.errors import InputError
 from SpineMetsCore.fileio import compound_suffix, prepare_output
 
@@ -78,6 +76,7 @@ def _parameters(values: list[str]) -> dict[str, Any]:
 
 def _cmd_segment(args: argparse.Namespace) -> int:
     from SpineMetsSegmentLib.logic import LesionSegmentationLogic
+    from SpineMetsSegmentLib.seeds import parse_float_list, parse_points
 
     from SpineMetsCore import dataio
 
@@ -104,7 +103,7 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     prepare_output(out, overwrite=True)
     logic = LesionSegmentationLogic()
     if region_growing:
-        nodes = logic.loadSequences(images)
+        nodes = logic.loadSequences(images, displayNodes=False)  # headless: nobody looks at them
     else:
         # The network needs no volume nodes: each input is held once, as a SimpleITK image.
         sitk_images = {name: dataio.read_image(path) for name, path in images.items()}

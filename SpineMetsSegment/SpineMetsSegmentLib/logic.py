@@ -27,7 +27,7 @@ from SpineMetsCore.runtime import MRMLRuntime, get_runtime, remove_node_tree, te
 
 from .metrics import SegmentationMetrics, compute_metrics
 from .region_growing import RegionGrowingParameters, RegionGrowingSession, grow_region
-from .seeds import as_ras_points, as_roi
+from .seeds import RoiBox, as_ras_points, as_roi
 
 logger = logging.getLogger(__name__)
 
@@ -96,25 +96,28 @@ class LesionSegmentationLogic:
     def __init__(self, runtime: MRMLRuntime | None = None) -> None:
         self.runtime = runtime or get_runtime()
         # the last region-growing session (images + ROI + first seed): corrective clicks reuse it
-        self._regionGrowingCache: tuple[tuple, RegionGrowingSession] | None = None
+        self._regionGrowingCache: tuple[tuple, RegionGrowingSession, _Crop | None] | None = None
+        # QC of each volume's voxels, checked once per content: (sequence, node ID) -> (modified times, warnings)
+        self._checkedVolumes: dict[tuple[str, str], tuple[tuple[int, ...], list[QCFlag], bool]] = {}
 
     @property
     def scene(self) -> Any:
         return self.runtime.scene
 
-    def loadSequences(self, paths: Mapping[str, str | os.PathLike[str]]) -> dict[str, Any]:
-        """Load one volume node per sequence; all must overlap the first physically."""
+    def loadSequences(self, paths: Mapping[str, str | os.PathLike[str]], displayNodes: bool = True) -> dict[str, Any]:
+        """Load one volume node per sequence; all must overlap the first physically.
+
+        ``displayNodes=False`` for headless work: no display nodes (no window/level pass over the voxels).
+        """
         if not paths:
             raise InputError("sequences", "no image given")
         nodes: dict[str, Any] = {}
         reference: volumes.Geometry | None = None
         try:
             for name, path in paths.items():
-                node = dataio.read_volume(path, name=name, sequence=name)
+                node = dataio.read_volume(path, name=name, sequence=name, display=displayNodes)
                 nodes[name] = node
-                image = volumes.volume_to_sitk(node)
-                validate_image(image, role="image", sequence=name, path=path)  # errors now; warnings when used
-                del image  # one volume's copy at a time; the overlap check needs only the grid
+                self._checkVolumes({name: node}, {name: path}, log=False)  # errors now (a view: no copy); warnings when used
                 grid = volumes.node_geometry(node)
                 if reference is None:
                     reference = grid
@@ -224,13 +227,18 @@ class LesionSegmentationLogic:
             repr(params.as_dict()),
             seed_points[0],
         )
-        session = self._regionGrowingCache[1] if self._regionGrowingCache and self._regionGrowingCache[0] == key else None
-        if session is None:
-            images = {name: volumes.volume_to_sitk(node) for name, node in nodes.items()}
-            _check_images(images, nodes)
+        cached = self._regionGrowingCache if self._regionGrowingCache and self._regionGrowingCache[0] == key else None
+        if cached is None:
+            self._checkVolumes(nodes)
+            images, crop = _region_growing_images(nodes, seed_points[0], box, params, referenceSequence)
             session = RegionGrowingSession(images, seed_points[0], box, params, referenceSequence)
-            self._regionGrowingCache = (key, session)
-        result = grow_region({}, seed_points, box, params, referenceSequence, background_ras=backgroundPoints, session=session)
+            del images  # the session keeps what it needs
+            self._regionGrowingCache = cached = (key, session, crop)
+        _, session, crop = cached
+        background_points = as_ras_points(backgroundPoints, "background points", allow_empty=True)
+        if crop is not None:
+            crop.check_clicks(seed_points, background_points, session.box)
+        result = grow_region({}, seed_points, box, params, referenceSequence, background_ras=background_points, session=session)
         reference_node = nodes[result.reference_sequence]
         ids = self._addSegments(
             result.mask, [segmentations.SegmentSpec(1, segmentName, tuple(color))], reference_node, segmentationNode, replaceExisting
@@ -420,6 +428,31 @@ class LesionSegmentationLogic:
     # ------------------------------------------------------------------
     # Helpers
     # ------------------------------------------------------------------
+    def _checkVolumes(self, nodes: Mapping[str, Any], paths: Mapping[str, Any] | None = None, log: bool = True) -> list[QCFlag]:
+        """QC of every volume on a view of its voxels; a volume whose voxels have not changed is checked once.
+
+        Errors raise every time (nothing is kept for a failing volume); warnings are
+        logged once, by the first call with ``log``, and returned on every call.
+        """
+        flags: list[QCFlag] = []
+        for name, node in nodes.items():
+            image_data = node.GetImageData()
+            scalars = image_data.GetPointData().GetScalars() if image_data is not None else None
+            stamp = (node.GetMTime(), image_data.GetMTime() if image_data else 0, scalars.GetMTime() if scalars else 0)
+            known = self._checkedVolumes.get((name, node.GetID()))
+            if known is None or known[0] != stamp:
+                subject = _node_file(node) or (paths or {}).get(name)
+                found = validate_image(volumes.volume_to_array(node, copy=False), role="image", sequence=name,
+                                       path=str(subject) if subject else f"volume '{node.GetName()}'")
+                known = (stamp, found, False)
+            if log and not known[2]:
+                for flag in known[1]:
+                    logger.warning("%s", flag)
+                known = (known[0], known[1], True)
+            self._checkedVolumes[(name, node.GetID())] = known
+            flags += known[1]
+        return flags
+
     def _namedVolumes(self, volumeNodes: Mapping[str, Any] | Sequence[Any] | Any) -> dict[str, Any]:
         if isinstance(volumeNodes, Mapping):
             nodes = {str(k): v for k, v in volumeNodes.items() if v is not None}
@@ -459,6 +492,87 @@ class LesionSegmentationLogic:
                 remove_node_tree(node)
             raise
         return {label: (node, sid) for label, sid in ids.items()}
+
+
+def _node_file(node: Any) -> str | None:
+    storage = node.GetStorageNode()
+    return storage.GetFileName() if storage is not None and storage.GetFileName() else None
+
+
+@dataclass(frozen=True)
+class _Crop:
+    """Where a region-growing session's reference crop lies on the whole reference grid."""
+
+    geometry: volumes.Geometry
+    """The whole reference grid."""
+    lo: np.ndarray
+    hi: np.ndarray
+
+    def check_clicks(self, seeds: Sequence[Any], backgrounds: Sequence[Any], box: Any) -> None:
+        """The errors a session on the whole volume gives for clicks off the image or off the ROI.
+
+        The session only sees the crop, where a click outside the ROI would read
+        as "outside the image"; the whole grid decides which of the two it is.
+        """
+        proxy = volumes.index_proxy(self.geometry)
+        size = np.asarray(self.geometry.size)
+
+        def index(ras: Any, what: str) -> np.ndarray:
+            cont = proxy.TransformPhysicalPointToContinuousIndex(tuple(float(v) for v in volumes.ras_to_lps(ras)))
+            ijk = np.round(np.asarray(cont)).astype(int)
+            if np.any(ijk < 0) or np.any(ijk >= size):
+                raise InputError(what, f"RAS {tuple(round(float(v), 2) for v in ras[:3])} lies outside the image")
+            return ijk
+
+        for n, point in enumerate(seeds):
+            index(point, f"seed {n + 1}")
+        at = [index(point, f"background point {n + 1}") for n, point in enumerate(backgrounds)]
+        for n, point in enumerate(seeds):
+            if not box.contains(point):
+                raise InputError(f"seed {n + 1}", f"RAS {tuple(round(v, 2) for v in point)} lies outside the {box.name}")
+        for n, ijk in enumerate(at):
+            if np.any(ijk < self.lo) or np.any(ijk > self.hi):
+                raise InputError(f"background point {n + 1}", f"lies outside the {box.name}")
+
+
+def _region_growing_images(
+    nodes: Mapping[str, Any], seed: Any, box: RoiBox | None, params: RegionGrowingParameters, reference: str | None
+) -> tuple[dict[str, sitk.Image], _Crop | None]:
+    """Only the voxels a region-growing session reads: each sequence's crop around the ROI, never a whole volume.
+
+    The reference sequence (and every sequence on its grid) is cropped to the very
+    index box the session cuts from a whole volume (the ROI's box + 1 voxel), with
+    the same voxels at the same positions; other grids to the box covering that
+    crop + 2 voxels, all that linear interpolation onto it reads. Where no crop
+    exists (seed outside the ROI, ROI or a sequence off the image) whole volumes are
+    returned with no crop, so the session raises the error it always did.
+    """
+    ref_name = reference or next(iter(nodes))
+    if ref_name in nodes:
+        region = box if box is not None else RoiBox.around([seed], params.default_roi_margin_mm)
+        ref_grid = volumes.node_geometry(nodes[ref_name])
+        bounds = volumes.index_box(ref_grid, volumes.ras_to_lps(region.corners_ras()), pad=1) if region.contains(seed) else None
+        if bounds is not None:
+            lo, hi = bounds
+            crop_grid = volumes.crop_geometry(ref_grid, lo, hi)
+            corners = np.array([[i, j, k, 1.0] for i in (0, crop_grid.size[0] - 1) for j in (0, crop_grid.size[1] - 1)
+                                for k in (0, crop_grid.size[2] - 1)])
+            corners_lps = (crop_grid.ijk_to_lps() @ corners.T).T[:, :3]
+            images: dict[str, sitk.Image] = {}
+            for name, node in nodes.items():
+                grid = ref_grid if node is nodes[ref_name] else volumes.node_geometry(node)
+                if grid.same_grid(ref_grid):
+                    images[name] = volumes.volume_crop_to_sitk(node, lo, hi, grid)
+                    continue
+                part = volumes.index_box(grid, corners_lps, pad=2) if volumes.images_overlap(grid, ref_grid) else None
+                if part is None:
+                    break
+                images[name] = volumes.volume_crop_to_sitk(node, *part, grid)
+                if not volumes.images_overlap(images[name], crop_grid):
+                    break
+            else:
+                return images, _Crop(ref_grid, lo, hi)
+    return {name: volumes.volume_to_sitk(node) for name, node in nodes.items()}, None
 
 
 def match_sequences(required: Sequence[str], given: Sequence[str], what: str) -> dict[str, str]:
