@@ -61,7 +61,8 @@ found ray by ray from edges, signal (lesion vs ROI-border tissue classes, all ch
 sequences) and a box prior (the lesion fills its ROI up to about 1 cm on each side), then
 refined voxel-wise as far as the signal separates the lesion from its surroundings. More
 seeds are foreground corrections, background points are background corrections; each
-moves the surface near it, and repeated clicks reuse what the first computed. A warning
+moves the surface near it, and repeated clicks reuse what the first computed. With
+"Update on every click" each point placed re-segments the same segment at once. A warning
 says when the surface runs into the ROI border (a leak, or an ROI drawn too tight) or
 follows the ROI shape for lack of a visible border. Algorithm, every parameter and the
 failure modes: docs/region_growing.md.
@@ -134,7 +135,9 @@ class SpineMetsSegmentParameterNode:
     t1ceVolume: vtkMRMLScalarVolumeNode
     method: Annotated[str, Choice([METHOD_REGION_GROWING, METHOD_UNET, METHOD_IMPORT])] = METHOD_REGION_GROWING
     seedPoints: vtkMRMLMarkupsFiducialNode
+    backgroundPoints: vtkMRMLMarkupsFiducialNode
     roiNode: vtkMRMLMarkupsROINode
+    autoUpdate: bool = False
     seedRadiusMm: Annotated[float, WithinRange(0.0, 20.0)] = 3.0
     backgroundBorderMm: Annotated[float, WithinRange(0.5, 20.0)] = 2.0
     maxRadiusMm: Annotated[float, WithinRange(5.0, 300.0)] = 60.0
@@ -157,6 +160,7 @@ class SpineMetsSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         VTKObservationMixin.__init__(self)
         self.logic = None
         self._parameterNode = None
+        self._clickNodes = []
         self._parameterNodeGuiTag = None
         self._job = None
         self._timer = None
@@ -171,6 +175,8 @@ class SpineMetsSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.progressBar.hide()
         self.ui.seedPlaceWidget.placeMultipleMarkups = slicer.qSlicerMarkupsPlaceWidget.ForcePlaceMultipleMarkups
         self.ui.seedSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.ui.seedPlaceWidget.setCurrentNode)
+        self.ui.backgroundPlaceWidget.placeMultipleMarkups = slicer.qSlicerMarkupsPlaceWidget.ForcePlaceMultipleMarkups
+        self.ui.backgroundSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.ui.backgroundPlaceWidget.setCurrentNode)
         self.ui.roiSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.ui.roiPlaceWidget.setCurrentNode)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
@@ -229,12 +235,35 @@ class SpineMetsSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.advancedCollapsibleButton.visible = method == METHOD_REGION_GROWING
         self.ui.unetCollapsibleButton.visible = method == METHOD_UNET
         self.ui.importCollapsibleButton.visible = method == METHOD_IMPORT
+        self._observeClicks(p)
         ready, hint = self.logic.readiness(p)
         busy = self._job is not None
         self.ui.applyButton.enabled = ready and not busy
         self.ui.applyButton.toolTip = _("Segment") if ready else hint
         self.ui.cancelButton.enabled = busy
         self.ui.loadSampleButton.enabled = not busy
+
+    def _observeClicks(self, p) -> None:
+        """Watch the seed and background point lists while live update is on."""
+        wanted = [n for n in (p.seedPoints, p.backgroundPoints) if n] if p.autoUpdate else []
+        if wanted == self._clickNodes:
+            return
+        event = slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent
+        for node in self._clickNodes:
+            self.removeObserver(node, event, self.onClickPlaced)
+        for node in wanted:
+            self.addObserver(node, event, self.onClickPlaced)
+        self._clickNodes = wanted
+
+    def onClickPlaced(self, caller=None, event=None) -> None:
+        """Live update: re-segment the same segment with every click so far (the Logic reuses its session)."""
+        p = self._parameterNode
+        if p is None or not p.autoUpdate or p.method != METHOD_REGION_GROWING or self._job is not None:
+            return
+        if not self.logic.readiness(p)[0]:
+            return
+        with slicer.util.tryWithErrorDisplay(_("Segmentation failed."), waitCursor=True):
+            self._showResults([self.logic.segmentFromParameterNode(p, replaceExisting=True)])
 
     def _showResults(self, results) -> None:
         table = self.logic.resultsToTable(results)
@@ -346,8 +375,9 @@ class SpineMetsSegmentLogic(ScriptedLoadableModuleLogic, _LibLogic):
         return path.parent if path.name == "model.json" else path
 
     # --- region growing and labelmap import ----------------------------------------
-    def segmentFromParameterNode(self, p):
-        """Region growing from the seed markups inside the ROI (no ROI: a box around the seeds)."""
+    def segmentFromParameterNode(self, p, replaceExisting: bool | None = None):
+        """Region growing from the seed markups (the first one starts, later ones correct), minus the
+        background markups, inside the ROI (no ROI: a box around the seeds)."""
         from SpineMetsSegmentLib.region_growing import RegionGrowingParameters
 
         params = RegionGrowingParameters(
@@ -357,8 +387,9 @@ class SpineMetsSegmentLogic(ScriptedLoadableModuleLogic, _LibLogic):
         )
         result = self.segmentRegionGrowing(
             self.volumesOf(p), p.seedPoints, p.roiNode, segmentationNode=p.outputSegmentation,
-            segmentName=p.segmentName or "Lesion", replaceExisting=p.replaceExisting, parameters=params,
-            referenceSequence="T1",
+            segmentName=p.segmentName or "Lesion",
+            replaceExisting=p.replaceExisting if replaceExisting is None else replaceExisting, parameters=params,
+            referenceSequence="T1", backgroundPoints=p.backgroundPoints,
         )
         p.outputSegmentation = result.segmentation_node
         return result
@@ -574,6 +605,22 @@ class SpineMetsSegmentTest(ScriptedLoadableModuleTest):
         table = logic.resultsToTable([result])
         self.assertEqual(table.GetTable().GetValueByName(0, "Segment").ToString(), "Index lesion (RG)")
         self.assertAlmostEqual(table.GetTable().GetValueByName(0, "Volume (mL)").ToDouble(), result.volume_ml, places=3)
+
+        self.delayDisplay("A background click on a segmented voxel away from the seed removes it")
+        mask = logic.segmentMask(result.segmentation_node, "Index lesion (RG)")
+        inside = np.argwhere(sitk.GetArrayFromImage(mask) > 0)
+        seedIndex = np.asarray(mask.TransformPhysicalPointToIndex(tuple(centre * flip)))[::-1]
+        far = inside[np.argmax(np.linalg.norm((inside - seedIndex) * np.asarray(mask.GetSpacing())[::-1], axis=1))]
+        click = np.asarray(mask.TransformIndexToPhysicalPoint([int(v) for v in far[::-1]])) * flip
+        p.backgroundPoints = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "Background")
+        p.backgroundPoints.AddControlPoint(*click)
+        corrected = logic.segmentFromParameterNode(p, replaceExisting=True)
+        self.assertIs(corrected.segmentation_node, result.segmentation_node)
+        self.assertEqual(result.segmentation_node.GetSegmentation().GetNumberOfSegments(), 1)
+        after = sitk.GetArrayFromImage(logic.segmentMask(corrected.segmentation_node, "Index lesion (RG)"))
+        self.assertEqual(after[tuple(far)], 0, "the background click's voxel is still in the lesion")
+        self.assertLess(corrected.volume_ml, result.volume_ml)
+        self.assertGreater(self._dice(logic, case, corrected.segmentation_node, "Index lesion (RG)"), 0.75)
         self.delayDisplay("Region growing test passed")
 
     def test_importLabelmap(self):
