@@ -349,7 +349,7 @@ class LesionSegmentationLogic:
         selected = {seq: images[given] for seq, given in chosen.items()}
         if not checked:
             _check_images(selected, {}, {seq: (sources or {}).get(given) for seq, given in chosen.items()})
-        labelmap = segment_images(selected, package, force_cpu=forceCpu, progress=progress)
+        labelmap = segment_images(selected, package, force_cpu=forceCpu, progress=progress, checked=True)  # checked once
         specs = [
             segmentations.SegmentSpec(int(label["value"]), str(label["name"]), _unit_color(label.get("color")))
             for label in package.labels
