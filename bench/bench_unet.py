@@ -8,11 +8,14 @@ Control (``python bench_unet.py --control ...``, also a separate process): the
 plain script a user would write: SimpleITK read -> linear resample onto the
 model's grid -> z-score -> MONAI ``sliding_window_inference`` (same network,
 weights, patch, overlap, Gaussian blending) -> argmax -> nearest-neighbour
-back onto the input grid -> write a compressed NRRD labelmap. No
-anti-aliasing, no checks, no segmentation file.
+back onto the input grid -> write a compressed NRRD labelmap (the same kind
+of file: a ``.seg.nrrd`` is a gzip NRRD labelmap with segment header fields).
+No anti-aliasing, no checks.
 
-Ours: the whole CLI process (checked model package, anti-aliased working grid,
-interpolated probabilities, small-island removal, ``.seg.nrrd``).
+Ours: the whole CLI process (checked inputs and model package, anti-aliased
+working grid, interpolated probabilities, small-island removal, a new
+``.seg.nrrd`` written directly by :mod:`SpineMetsCore.seg_nrrd`, so neither
+slicer-core nor MRML nodes are needed).
 
 Both run as fresh processes, alternating which goes first, each under
 ``/usr/bin/time -v`` (wall, user+sys CPU, peak RSS). Goal: median CPU time

@@ -132,14 +132,19 @@ def _cmd_segment(args: argparse.Namespace) -> int:
 
         update, close = console_progress("unet")
         try:
-            results = logic.segmentImagesWithUNet(
-                sitk_images, args.model, segmentationNode=existing, replaceExisting=args.replace, forceCpu=args.force_cpu, progress=update,
-                sources=images,
-                checked=True,
-            )
+            if existing is None:  # a new file: written directly, no scene (the same file; SpineMetsCore.seg_nrrd)
+                results = logic.segmentImagesWithUNetToFile(
+                    sitk_images, args.model, out, forceCpu=args.force_cpu, progress=update, sources=images, checked=True
+                )
+            else:
+                results = logic.segmentImagesWithUNet(
+                    sitk_images, args.model, segmentationNode=existing, replaceExisting=args.replace, forceCpu=args.force_cpu,
+                    progress=update, sources=images, checked=True,
+                )
         finally:
             close()
-    logic.saveSegmentation(results[0].segmentation_node, out)
+    if results[0].segmentation_node is not None:
+        logic.saveSegmentation(results[0].segmentation_node, out)
     summary = {
         "segments": [r.summary() for r in results],
         "method": args.method,

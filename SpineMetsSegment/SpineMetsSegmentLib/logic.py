@@ -94,11 +94,18 @@ class LesionSegmentationLogic:
     """Lesion segmentation logic working on MRML volume and segmentation nodes."""
 
     def __init__(self, runtime: MRMLRuntime | None = None) -> None:
-        self.runtime = runtime or get_runtime()
+        self._runtime = runtime
         # the last region-growing session (images + ROI + first seed): corrective clicks reuse it
         self._regionGrowingCache: tuple[tuple, RegionGrowingSession, _Crop | None] | None = None
         # QC of each volume's voxels, checked once per content: (sequence, node ID) -> (modified times, warnings)
         self._checkedVolumes: dict[tuple[str, str], tuple[tuple[int, ...], list[QCFlag], bool]] = {}
+
+    @property
+    def runtime(self) -> MRMLRuntime:
+        """The MRML runtime, made on first use: writing a new file needs no scene (nor slicer-core's import)."""
+        if self._runtime is None:
+            self._runtime = get_runtime()
+        return self._runtime
 
     @property
     def scene(self) -> Any:
@@ -300,6 +307,49 @@ class LesionSegmentationLogic:
         once; the new segmentation node takes the first model sequence's grid.
         ``sources`` (sequence -> file) names the inputs in QC messages.
         """
+        labelmap, specs = self._unetLabelmap(images, model, forceCpu, progress, sources, checked)
+        ids = self._addSegments(labelmap, specs, referenceVolume, segmentationNode, replaceExisting)
+        volumes_ml = _label_volumes_ml(labelmap)
+        results = []
+        for spec in specs:
+            node, sid = ids[spec.label]
+            name = segmentations.segment_names(node)[sid]
+            results.append(SegmentResult(node, sid, name, float(volumes_ml[spec.label])))
+        return results
+
+    def segmentImagesWithUNetToFile(
+        self,
+        images: Mapping[str, sitk.Image],
+        model: Any,
+        path: str | os.PathLike[str],
+        forceCpu: bool = False,
+        progress: ProgressCallback | None = None,
+        sources: Mapping[str, str | os.PathLike[str]] | None = None,
+        checked: bool = False,
+    ) -> list[SegmentResult]:
+        """As :meth:`segmentImagesWithUNet` into a new ``.seg.nrrd`` file, without a scene.
+
+        The file is the one a new segmentation node would be saved as (same
+        segments, names, colours, geometry; :mod:`SpineMetsCore.seg_nrrd`), so a
+        headless run skips slicer-core and the node copies. Results carry no node.
+        """
+        from SpineMetsCore.seg_nrrd import write_labelmap_segmentation
+
+        labelmap, specs = self._unetLabelmap(images, model, forceCpu, progress, sources, checked)
+        written = write_labelmap_segmentation(labelmap, specs, path)
+        volumes_ml = _label_volumes_ml(labelmap)
+        return [SegmentResult(None, *written[spec.label], float(volumes_ml[spec.label])) for spec in specs]
+
+    def _unetLabelmap(
+        self,
+        images: Mapping[str, sitk.Image],
+        model: Any,
+        forceCpu: bool,
+        progress: ProgressCallback | None,
+        sources: Mapping[str, str | os.PathLike[str]] | None,
+        checked: bool,
+    ) -> tuple[sitk.Image, list[segmentations.SegmentSpec]]:
+        """The model's labelmap of one case and the segment (name, colour) of each label value."""
         from .unet import load_model_package, segment_images
 
         package = load_model_package(model) if isinstance(model, (str, os.PathLike)) else model
@@ -307,20 +357,12 @@ class LesionSegmentationLogic:
         selected = {seq: images[given] for seq, given in chosen.items()}
         if not checked:
             _check_images(selected, {}, {seq: (sources or {}).get(given) for seq, given in chosen.items()})
-        labelmap = segment_images(selected, package, force_cpu=forceCpu, progress=progress)
+        labelmap = segment_images(selected, package, force_cpu=forceCpu, progress=progress, checked=True)  # checked once
         specs = [
             segmentations.SegmentSpec(int(label["value"]), str(label["name"]), _unit_color(label.get("color")))
             for label in package.labels
         ]
-        ids = self._addSegments(labelmap, specs, referenceVolume, segmentationNode, replaceExisting)
-        voxel_ml = volumes.voxel_volume_ml(labelmap)
-        counts = np.bincount(sitk.GetArrayViewFromImage(labelmap).ravel(), minlength=256)
-        results = []
-        for spec in specs:
-            node, sid = ids[spec.label]
-            name = segmentations.segment_names(node)[sid]
-            results.append(SegmentResult(node, sid, name, float(counts[spec.label]) * voxel_ml))
-        return results
+        return labelmap, specs
 
     def importSegmentationFile(
         self,
@@ -588,6 +630,12 @@ def match_sequences(required: Sequence[str], given: Sequence[str], what: str) ->
     if missing:
         raise InputError(what, f"expects input sequences {list(required)} but got {list(given)} (missing {missing})")
     return chosen
+
+
+def _label_volumes_ml(labelmap: sitk.Image) -> np.ndarray:
+    """Volume (mL) of every UInt8 label value, indexed by value."""
+    counts = np.bincount(sitk.GetArrayViewFromImage(labelmap).ravel(), minlength=256)
+    return counts * volumes.voxel_volume_ml(labelmap)
 
 
 def _unit_color(color: Any) -> tuple[float, float, float] | None:

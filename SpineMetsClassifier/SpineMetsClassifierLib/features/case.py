@@ -14,8 +14,12 @@ sequence the voxel-and-grid SHA-256 and the grid (JSON).
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import functools
 import os
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -28,7 +32,14 @@ from SpineMetsCore.volumes import resample_to
 
 from .masks import ALL_LABELS, components, on_grid, select_label
 from .provenance import geometry_json, image_sha256
-from .quantitative import BODY_STRUCTURES, default_anatomy_labels, quantitative_features, structure_mask
+from .quantitative import (
+    BODY_STRUCTURES,
+    SignalRatios,
+    default_anatomy_labels,
+    mask_measures,
+    resolve_reference,
+    structure_mask,
+)
 from .radiomics_features import RadiomicsExtractor
 from .segmentation_features import segmentation_features
 
@@ -88,73 +99,152 @@ def extract_case(
     own grid (mask resampled by nearest neighbour), the quantitative features the
     labelmap's grid.
 
-    Inputs are checked first (:func:`SpineMetsCore.qc.validate_image`): a blank
-    sequence, an empty/full mask or a mask off the image raise an error naming the
-    file (``sources``: sequence, ``"mask"`` or ``"anatomy"`` -> path, for messages);
-    warnings go into the row's ``qc_flags`` column.
+    Every input is checked (:func:`SpineMetsCore.qc.validate_image`) before it is
+    used: a blank sequence, an empty/full mask or a mask off the image raise an
+    error naming the file (``sources``: sequence, ``"mask"`` or ``"anatomy"`` ->
+    path, for messages); warnings go into the row's ``qc_flags`` column.
+
+    Memory: each image is looked up once (``images[s]``) and all its work (checks,
+    quantitative values, radiomics, hash) is done before the next, so with a
+    mapping that reads on access (:class:`CaseImageFiles`) one volume is held at a
+    time, not every sequence during PyRadiomics' own full-volume copies.
     """
     settings = settings or CaseSettings()
+    sources = sources or {}
     sequences = resolve_sequences(list(images), settings.sequences, what)
     if not sequences:
         raise InputError(what, "has no image")
-    flags = check_case_inputs({s: images[s] for s in sequences}, labelmap, anatomy, sources or {}, what)
-    lesion = select_label(labelmap, settings.label, f"{what}: lesion mask")
-    all_lesions = select_label(labelmap, ALL_LABELS, f"{what}: lesion mask")
-    labels = settings.labels()
-    row: dict[str, Any] = {}
-    if settings.quantitative or settings.segmentation:
-        on_mask_grid = {s: resample_to(images[s], labelmap, name=f"{what}: sequence {s}") for s in sequences}
-        anatomy_grid = on_grid(anatomy, labelmap, f"{what}: anatomy") if anatomy is not None else None
-        labelled = components(all_lesions)
-        if settings.quantitative:
-            row.update(quantitative_features(
-                on_mask_grid, lesion, all_lesions, anatomy_grid, labels, settings.reference, labelled
-            ))
-        if settings.segmentation:
-            reference = None
-            if anatomy_grid is not None and all(n in labels for n in BODY_STRUCTURES):
-                bodies = structure_mask(anatomy_grid, labels, BODY_STRUCTURES)
-                reference = sitk.GetImageFromArray(bodies.astype("uint8"))
-                reference.CopyInformation(anatomy_grid)
-            row.update(segmentation_features(all_lesions, "lesion", reference, labelled))
+    image_flags: list[QCFlag] = []
+    mask_flags: list[QCFlag] = []
+    anatomy_flags: list[QCFlag] = []
+    if anatomy is not None:
+        with _naming_the_case(what):
+            anatomy_flags = validate_image(anatomy, role="anatomy", path=sources.get("anatomy"))
+    quantitative: dict[str, Any] = {}
+    segmentation: dict[str, Any] = {}
+    radiomics: dict[str, Any] = {}
+    provenance: dict[str, Any] = {}
+    ratios: SignalRatios | None = None
+    lesion: sitk.Image | None = None
     if settings.radiomics:
         extractor = extractor or RadiomicsExtractor(settings.params_path)
-        masks = {s: on_grid(lesion, images[s], f"{what}: lesion mask on {s}") for s in sequences}
-        row.update(extractor.extract({s: images[s] for s in sequences}, masks, sequences, settings.shell_mm))
+    for index, sequence in enumerate(sequences):
+        image = images[sequence]  # the one look-up: a file-backed mapping reads it here
+        with _naming_the_case(what):
+            image_flags += validate_image(image, role="image", sequence=sequence, path=sources.get(sequence))
+            found = validate_image(labelmap, role="mask", path=sources.get("mask"), reference=image, reference_sequence=sequence)
+        mask_flags += [f for f in found if f not in mask_flags and f not in image_flags]
+        if index == 0:  # what needs only the masks, once they are checked against the first image
+            lesion = select_label(labelmap, settings.label, f"{what}: lesion mask")
+            if settings.quantitative or settings.segmentation:
+                quantitative, segmentation, ratios = _mask_features(lesion, labelmap, anatomy, settings, what)
+        if ratios is not None:
+            ratios.add(sequence, resample_to(image, labelmap, name=f"{what}: sequence {sequence}"))
+        if settings.radiomics:
+            release_freed_memory()  # the checks' and mask features' temporaries, before PyRadiomics' full-volume copies
+            mask = on_grid(lesion, image, f"{what}: lesion mask on {sequence}")
+            radiomics.update(extractor.extract_sequence(sequence, image, mask, index == 0, settings.shell_mm))
+            del mask
+        provenance[f"prov_{sequence}_image_sha256"] = image_sha256(image)
+        provenance[f"prov_{sequence}_geometry"] = geometry_json(image)
+        del image  # before the next sequence is read
+    row: dict[str, Any] = {}
+    if ratios is not None and settings.quantitative:
+        row.update(ratios.result())
+    row.update(quantitative)
+    row.update(segmentation)
+    if settings.radiomics:
+        row.update(radiomics)
         row["prov_params_sha256"] = extractor.params_sha256
         row["prov_pyradiomics_version"] = extractor.version
         row["prov_shape_sequence"] = sequences[0]
-    row["qc_flags"] = format_flags(flags)
+    row["qc_flags"] = format_flags(image_flags + mask_flags + anatomy_flags)
     row["prov_label"] = settings.label
     row["prov_mask_sha256"] = image_sha256(lesion)
     row["prov_mask_geometry"] = geometry_json(lesion)
-    for sequence in sequences:
-        row[f"prov_{sequence}_image_sha256"] = image_sha256(images[sequence])
-        row[f"prov_{sequence}_geometry"] = geometry_json(images[sequence])
+    row.update(provenance)
     return row
 
 
-def check_case_inputs(
-    images: Mapping[str, sitk.Image],
-    labelmap: sitk.Image,
-    anatomy: sitk.Image | None,
-    sources: Mapping[str, str | os.PathLike[str]],
-    what: str = "case",
-) -> list[QCFlag]:
-    """Validate every input of a case (errors raise, naming the case and file); return the warnings."""
-    flags: list[QCFlag] = []
+def release_freed_memory() -> None:
+    """Give the C heap's freed pages back to the system (glibc's ``malloc_trim``; elsewhere nothing).
+
+    The mask features and each sequence free tens of MB of arrays that glibc keeps
+    for reuse, while PyRadiomics' full-volume copies of the next sequence are
+    mapped afresh: without this the process peak carries both.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
     try:
-        for sequence, image in images.items():
-            flags += validate_image(image, role="image", sequence=sequence, path=sources.get(sequence))
-        mask_path = sources.get("mask")
-        for sequence, image in images.items():
-            found = validate_image(labelmap, role="mask", path=mask_path, reference=image, reference_sequence=sequence)
-            flags += [f for f in found if f not in flags]
-        if anatomy is not None:
-            flags += validate_image(anatomy, role="anatomy", path=sources.get("anatomy"))
+        return ctypes.CDLL(None).malloc_trim  # glibc; musl has no malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+@contextlib.contextmanager
+def _naming_the_case(what: str) -> Iterator[None]:
+    """An input check's error names the case."""
+    try:
+        yield
     except InputError as exc:
         raise type(exc)(f"{what}: {exc.what}", exc.problem) from exc
-    return flags
+
+
+def _mask_features(
+    lesion: sitk.Image, labelmap: sitk.Image, anatomy: sitk.Image | None, settings: CaseSettings, what: str
+) -> tuple[dict[str, Any], dict[str, Any], SignalRatios | None]:
+    """Image-free ``q_`` and ``seg_lesion_`` columns, and the signal-ratio accumulator (quantitative only).
+
+    Their component maps and body masks are dropped on return, before any radiomics.
+    """
+    all_lesions = select_label(labelmap, ALL_LABELS, f"{what}: lesion mask")
+    labels = settings.labels()
+    anatomy_grid = on_grid(anatomy, labelmap, f"{what}: anatomy") if anatomy is not None else None
+    labelled = components(all_lesions)
+    quantitative: dict[str, Any] = {}
+    segmentation: dict[str, Any] = {}
+    ratios = None
+    if settings.quantitative:
+        reference = resolve_reference(settings.reference, anatomy_grid, labels)
+        ratios = SignalRatios(lesion, reference, anatomy_grid, labels)
+        quantitative = mask_measures(lesion, all_lesions, anatomy_grid, labels, labelled)
+    if settings.segmentation:
+        reference_image = None
+        if anatomy_grid is not None and all(n in labels for n in BODY_STRUCTURES):
+            bodies = structure_mask(anatomy_grid, labels, BODY_STRUCTURES)
+            reference_image = sitk.GetImageFromArray(bodies.astype("uint8"))
+            reference_image.CopyInformation(anatomy_grid)
+        segmentation = segmentation_features(all_lesions, "lesion", reference_image, labelled)
+    return quantitative, segmentation, ratios
+
+
+class CaseImageFiles(Mapping[str, sitk.Image]):
+    """Sequence name -> image, read from its file on each look-up and never kept.
+
+    :func:`extract_case` looks each sequence up once, so a case costs one volume
+    in memory at a time instead of all of them (each file is still read once).
+    """
+
+    def __init__(self, paths: Mapping[str, str | os.PathLike[str]]) -> None:
+        self.paths = dict(paths)
+
+    def __getitem__(self, sequence: str) -> sitk.Image:
+        from SpineMetsCore.dataio import read_image
+
+        return read_image(self.paths[sequence], sequence=sequence)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
 
 
 def read_case_images(
@@ -163,14 +253,22 @@ def read_case_images(
     anatomy: str | os.PathLike[str] | None,
     sequences: Sequence[str] | None,
     what: str = "case",
-) -> tuple[dict[str, sitk.Image], sitk.Image, sitk.Image | None]:
-    """Read a case's files (only the sequences that will be used)."""
+    lazy: bool = False,
+) -> tuple[Mapping[str, sitk.Image], sitk.Image, sitk.Image | None]:
+    """Read a case's files (only the sequences that will be used).
+
+    ``lazy``: the sequences come as :class:`CaseImageFiles` (read when
+    :func:`extract_case` reaches them; a damaged file is then reported there).
+    """
     from SpineMetsCore.dataio import read_image
 
     if mask is None:
         raise InputError(what, "has no lesion mask (column 'mask' is empty)")
     wanted = resolve_sequences(list(images), sequences, what)
-    read = {s: read_image(images[s], sequence=s) for s in wanted}
+    if lazy:
+        read: Mapping[str, sitk.Image] = CaseImageFiles({s: images[s] for s in wanted})
+    else:
+        read = {s: read_image(images[s], sequence=s) for s in wanted}
     labelmap = read_image(mask)
     anatomy_image = read_image(anatomy) if anatomy is not None else None
     return read, labelmap, anatomy_image

@@ -151,8 +151,8 @@ def run_case(task: CaseTask, params_sha256: str = "") -> dict[str, Any]:
     row: dict[str, Any] = {}
     try:
         with quiet_radiomics():
-            images, labelmap, anatomy = read_case_images(
-                dict(task.images), task.mask, task.anatomy, task.settings.sequences, f"case '{task.case_id}'"
+            images, labelmap, anatomy = read_case_images(  # sequences read one at a time, by extract_case
+                dict(task.images), task.mask, task.anatomy, task.settings.sequences, f"case '{task.case_id}'", lazy=True
             )
             extractor = _extractor(task.settings, params_sha256) if task.settings.radiomics else None
             sources = {**dict(task.images), "mask": task.mask or "", "anatomy": task.anatomy or ""}

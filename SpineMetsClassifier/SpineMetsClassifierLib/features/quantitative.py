@@ -97,6 +97,75 @@ def auto_marrow_region(lesion: sitk.Image, t1: sitk.Image | None, ring_mm: tuple
     return ring & (values >= np.median(values[ring]))
 
 
+def resolve_reference(reference: str | None, anatomy: sitk.Image | None, labels: Mapping[str, int]) -> str:
+    """The signal reference to use: ``None`` means ``normal_marrow`` with an anatomy map, else ``auto``."""
+    if reference is None:
+        return "normal_marrow" if anatomy is not None and "normal_marrow" in labels else "auto"
+    return reference
+
+
+class SignalRatios:
+    """``q_reference``, ``q_<seq>_ratio`` and ``q_<seq>_signal``, one sequence at a time.
+
+    The regions come from the masks alone; :meth:`add` keeps of each image only its
+    lesion mean and its reference voxels (``auto``) or statistic, so a caller can
+    drop every sequence's volume before reading the next. The values equal
+    :func:`signal_ratios` over all images at once.
+    """
+
+    def __init__(
+        self,
+        lesion: sitk.Image,
+        reference: str,
+        anatomy: sitk.Image | None = None,
+        labels: Mapping[str, int] | None = None,
+    ) -> None:
+        if reference not in REFERENCES:
+            raise InputError("signal reference", f"unknown reference {reference!r}; use one of {REFERENCES}")
+        self.reference = reference
+        inside = _array(lesion) != 0
+        if reference == "auto":
+            region = auto_marrow_region(lesion, None)  # the ring; T1's bright half is chosen in result()
+        else:
+            if anatomy is None:
+                raise InputError(f"signal reference '{reference}'", "needs an anatomy map (or use reference 'auto')")
+            region = structure_mask(anatomy, labels or default_anatomy_labels(), [reference]) & ~inside
+            if not region.any():
+                raise InputError(f"signal reference '{reference}'", "has no voxel in this case's anatomy map")
+        # flat voxel indices, ascending: the same values in the same order as the boolean masks, in far less memory
+        index_type = np.int32 if inside.size < 2**31 else np.int64
+        self.inside = np.flatnonzero(inside).astype(index_type)
+        self.region = np.flatnonzero(region).astype(index_type)
+        self._lesion_mean: dict[str, float] = {}
+        self._reference: dict[str, np.ndarray | float] = {}
+
+    def add(self, sequence: str, image: sitk.Image) -> None:
+        """Take what the ratios need from one sequence on the lesion mask's grid."""
+        values = _array(image).reshape(-1)  # a view
+        self._lesion_mean[sequence] = float(values[self.inside].mean())
+        ring = values[self.region]  # a small copy: the ring, or the reference structure
+        self._reference[sequence] = ring if self.reference == "auto" else float(np.mean(ring))
+
+    def result(self) -> dict[str, object]:
+        """The columns, in the order the sequences were added."""
+        selected = None
+        if self.reference == "auto" and "T1" in self._reference:
+            t1 = self._reference["T1"]
+            selected = t1 >= np.median(t1)  # T1-bright voxels of the ring, as auto_marrow_region
+        out: dict[str, object] = {"q_reference": self.reference}
+        for sequence, lesion_mean in self._lesion_mean.items():
+            ref = self._reference[sequence]
+            if self.reference == "auto":
+                ref_value = float(np.median(ref if selected is None else ref[selected]))
+            else:
+                ref_value = float(ref)
+            ratio = lesion_mean / ref_value if ref_value != 0 else float("nan")
+            out[f"q_{sequence}_ratio"] = ratio
+            if self.reference in MARROW_REFERENCES:
+                out[f"q_{sequence}_signal"] = signal_class(ratio)
+        return out
+
+
 def signal_ratios(
     images: Mapping[str, sitk.Image],
     lesion: sitk.Image,
@@ -108,28 +177,10 @@ def signal_ratios(
 
     Every image must be on the lesion mask's grid.
     """
-    if reference not in REFERENCES:
-        raise InputError("signal reference", f"unknown reference {reference!r}; use one of {REFERENCES}")
-    inside = _array(lesion) != 0
-    if reference == "auto":
-        region = auto_marrow_region(lesion, images.get("T1"))
-        statistic = np.median
-    else:
-        if anatomy is None:
-            raise InputError(f"signal reference '{reference}'", "needs an anatomy map (or use reference 'auto')")
-        region = structure_mask(anatomy, labels or default_anatomy_labels(), [reference]) & ~inside
-        statistic = np.mean
-        if not region.any():
-            raise InputError(f"signal reference '{reference}'", "has no voxel in this case's anatomy map")
-    out: dict[str, object] = {"q_reference": reference}
+    ratios = SignalRatios(lesion, reference, anatomy, labels)
     for sequence, image in images.items():
-        values = _array(image)
-        ref_value = float(statistic(values[region]))
-        ratio = float(values[inside].mean()) / ref_value if ref_value != 0 else float("nan")
-        out[f"q_{sequence}_ratio"] = ratio
-        if reference in MARROW_REFERENCES:
-            out[f"q_{sequence}_signal"] = signal_class(ratio)
-    return out
+        ratios.add(sequence, image)
+    return ratios.result()
 
 
 @dataclass
@@ -309,11 +360,22 @@ def quantitative_features(
     ``reference`` None means ``normal_marrow`` with an anatomy map, else ``auto``.
     """
     labels = dict(labels) if labels is not None else default_anatomy_labels()
-    if reference is None:
-        reference = "normal_marrow" if anatomy is not None and "normal_marrow" in labels else "auto"
-    labelled = labelled if labelled is not None else components(all_lesions)
+    reference = resolve_reference(reference, anatomy, labels)
     out = signal_ratios(images, lesion, reference, anatomy, labels)
-    out.update(lesion_measures(lesion, all_lesions, labelled))
+    out.update(mask_measures(lesion, all_lesions, anatomy, labels, labelled))
+    return out
+
+
+def mask_measures(
+    lesion: sitk.Image,
+    all_lesions: sitk.Image,
+    anatomy: sitk.Image | None,
+    labels: Mapping[str, int],
+    labelled: Components | None = None,
+) -> dict[str, object]:
+    """The ``q_`` columns that need no image: lesion measures, and vertebral ones with an anatomy map."""
+    labelled = labelled if labelled is not None else components(all_lesions)
+    out = lesion_measures(lesion, all_lesions, labelled)
     if anatomy is not None and all(name in labels for name in BODY_STRUCTURES):
         out.update(vertebral_measures(anatomy, labels, lesion, all_lesions, labelled))
     return out

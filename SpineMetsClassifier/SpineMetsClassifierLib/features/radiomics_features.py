@@ -155,14 +155,19 @@ class RadiomicsExtractor:
         sequences = list(sequences) if sequences is not None else list(images)
         features: dict[str, float] = {}
         for index, sequence in enumerate(sequences):
-            image, mask = images[sequence], masks[sequence]
-            result = self.execute(image, mask, shape=index == 0, what=f"sequence {sequence} (lesion)")
-            features.update(self._named(sequence, result))
-            if shell_mm > 0:
-                region = shell_token(shell_mm)
-                shell = peritumoural_shell(mask, shell_mm)
-                result = self.execute(image, shell, shape=False, what=f"sequence {sequence} ({region} shell)")
-                features.update(self._named(sequence, result, region))
+            features.update(self.extract_sequence(sequence, images[sequence], masks[sequence], index == 0, shell_mm))
+        return features
+
+    def extract_sequence(
+        self, sequence: str, image: sitk.Image, mask: sitk.Image, shape: bool, shell_mm: float = 0.0
+    ) -> dict[str, float]:
+        """Features of one sequence (as :meth:`extract` names them); ``shape`` on the shape reference only."""
+        features = self._named(sequence, self.execute(image, mask, shape=shape, what=f"sequence {sequence} (lesion)"))
+        if shell_mm > 0:
+            region = shell_token(shell_mm)
+            shell = peritumoural_shell(mask, shell_mm)
+            result = self.execute(image, shell, shape=False, what=f"sequence {sequence} ({region} shell)")
+            features.update(self._named(sequence, result, region))
         return features
 
     @staticmethod

@@ -186,18 +186,20 @@ def segment_images(
     pkg: ModelPackage,
     force_cpu: bool = False,
     progress: ProgressCallback | None = None,
+    checked: bool = False,
 ) -> sitk.Image:
     """Segment one case; UInt8 labelmap on the grid of ``images[pkg.input_sequences[0]]``.
 
     ``images`` must hold exactly the model's input sequences (InputError names
     missing and extra ones); other sequences are resampled by physical position.
+    ``checked``: the caller already ran :func:`SpineMetsCore.qc.validate_image` on them.
     """
     import torch
 
     from SpineMetsCore.qc import validate_image
 
     for sequence, image in images.items():  # a single slice or a blank image: a clear error before ITK's filters
-        if image.GetDimension() == 3:  # other dimensions: prepare_images names them
+        if not checked and image.GetDimension() == 3:  # other dimensions: prepare_images names them
             validate_image(image, role="image", sequence=sequence)
     card = pkg.card
     prepared = prepare_images(images, pkg.input_sequences, pkg.spacing, card["normalisation"], card.get("orientation"))

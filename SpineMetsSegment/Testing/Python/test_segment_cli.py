@@ -194,10 +194,46 @@ class SegmentCliTest(unittest.TestCase):
         summary = json.loads(stdout)
         self.assertEqual([s["name"] for s in summary["segments"]], ["Lesion (U-Net)"])
         self.assertEqual(segment_names_in(out), ["Lesion (U-Net)"])
+        # A new file is written without a scene: the same segmentation as the MRML nodes' path
+        self.assert_same_as_mrml_path(out, package, summary["segments"][0]["volume_ml"])
+        # An existing file goes through MRML and keeps its segments
+        code, stdout, stderr = run_cli(["segment", "--method", "unet", "--image", self.images[0], "--image", self.images[1],
+                                        "--model", str(package), "--out", str(out), "--force-cpu"])
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual(segment_names_in(out), ["Lesion (U-Net)", "Lesion (U-Net)_2"])
         code, _, stderr = run_cli(["segment", "--method", "unet", "--image", self.images[0], "--image", self.images[2],
                                    "--model", str(package), "--out", str(out)])
         self.assertEqual(code, 2)
         self.assertIn("expects input sequences ['T1', 'T2'] but got ['T1', 'STIR']", stderr)
+
+    def assert_same_as_mrml_path(self, out, package, volume_ml):
+        from SpineMetsSegmentLib.logic import LesionSegmentationLogic
+
+        from SpineMetsCore.dataio import read_image
+        from SpineMetsCore.runtime import remove_node_tree
+
+        logic = LesionSegmentationLogic()
+        images = {name: read_image(path) for name, path in map(parse_image_argument, self.images[:2])}
+        results = logic.segmentImagesWithUNet(images, str(package), forceCpu=True)
+        self.assertAlmostEqual(results[0].volume_ml, volume_ml, places=6)
+        mrml_out = out.with_name("mrml.seg.nrrd")
+        logic.saveSegmentation(results[0].segmentation_node, mrml_out)
+        remove_node_tree(results[0].segmentation_node)
+        nodes = [read_segmentation(p) for p in (out, mrml_out)]
+        try:
+            (direct, direct_names), (mrml, mrml_names) = (segmentations.segmentation_to_labelmap(n) for n in nodes)
+            self.assertEqual(direct_names, mrml_names)
+            self.assertGreater(int(sitk.GetArrayViewFromImage(mrml).sum()), 0)
+            np.testing.assert_array_equal(sitk.GetArrayViewFromImage(direct), sitk.GetArrayViewFromImage(mrml))
+            np.testing.assert_allclose(direct.GetOrigin(), mrml.GetOrigin(), atol=1e-9)
+            np.testing.assert_allclose(direct.GetDirection(), mrml.GetDirection(), atol=1e-12)
+            np.testing.assert_allclose(direct.GetSpacing(), mrml.GetSpacing(), atol=1e-12)
+            segments = [n.GetSegmentation().GetNthSegment(0) for n in nodes]
+            self.assertEqual(segments[0].GetColor(), segments[1].GetColor())
+        finally:
+            for node in nodes:
+                remove_node_tree(node)
+        mrml_out.unlink()
 
     @unittest.skipUnless(HAVE_TORCH, "torch and MONAI are not installed")
     def test_shipped_demo_model_through_the_cli(self):
