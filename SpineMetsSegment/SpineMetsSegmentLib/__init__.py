@@ -9,6 +9,10 @@ __all__ = ["LoadedCase", "RegionGrowingParameters", "SegmentResult", "LesionSegm
 
 
 def __getattr__(name: str) -> Any:
+    if name == "RegionGrowingParameters":
+        from . import region_growing
+
+        return region_growing.RegionGrowingParameters
     if name in __all__:
         from . import logic
 

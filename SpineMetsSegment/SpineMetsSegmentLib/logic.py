@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -26,8 +26,10 @@ from SpineMetsCore.qc import QCFlag, validate_image
 from SpineMetsCore.runtime import MRMLRuntime, get_runtime, remove_node_tree, temporary_nodes
 
 from .metrics import SegmentationMetrics, compute_metrics
-from .region_growing import RegionGrowingParameters, RegionGrowingSession, grow_region
 from .seeds import RoiBox, as_ras_points, as_roi
+
+if TYPE_CHECKING:  # imported where used: the U-Net and import paths need no scipy.ndimage/cluster
+    from .region_growing import RegionGrowingParameters, RegionGrowingSession
 
 logger = logging.getLogger(__name__)
 
@@ -220,6 +222,8 @@ class LesionSegmentationLogic:
         correction costs a fraction of the first click. Every input is checked
         before the segmentation node is touched, so a failing call leaves it as it was.
         """
+        from .region_growing import RegionGrowingParameters, RegionGrowingSession, grow_region
+
         if isinstance(parameters, Mapping):
             parameters = RegionGrowingParameters.from_dict(parameters)
         params = parameters or RegionGrowingParameters()
