@@ -4,10 +4,12 @@ The plan is cheap (numbers only), so :func:`sample_record` gives a case's manife
 row, hidden label and EDF items in microseconds, and exactly the row that
 :func:`.case.generate_case` would record for the same seed and configuration.
 
-Random streams: a case seed feeds ``numpy.random.SeedSequence(seed)``, whose four
+Random streams: a case seed feeds ``numpy.random.SeedSequence(seed)``, whose five
 spawned children drive (0) the plan, (1) the anatomy texture, (2) lesion shapes and
-textures and (3) bias field and noise. Changing, say, the noise level therefore never
-changes the anatomy, and no global random state is touched.
+textures, (3) bias field and noise and (4) the realism of
+:attr:`.config.PhantomConfig.realism` (the fifth child was added in version 2, so the
+plan and the other four are those of version 1). Changing, say, the noise level
+therefore never changes the anatomy, and no global random state is touched.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from .signal_rules import (
     sample_site,
 )
 
-PHANTOM_VERSION = "1"
+PHANTOM_VERSION = "2"
 """Bumped whenever the same seed would give different data."""
 FRACTURE_TYPES: tuple[str, ...] = ("wedge", "biconcave", "crush")
 FRACTURE_TYPE_PROBS: tuple[float, float, float] = (0.6, 0.25, 0.15)
@@ -95,8 +97,12 @@ class CasePlan:
 
 
 def streams(seed: int) -> list[np.random.Generator]:
-    """The four independent generators of a case (plan, anatomy, lesions, noise)."""
-    return [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(4)]
+    """The five independent generators of a case (plan, anatomy, lesions, noise, realism).
+
+    The first four are those of phantom version 1 (``spawn(5)`` starts with the children
+    ``spawn(4)`` gave), so switching the realism off reproduces version 1 exactly.
+    """
+    return [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(5)]
 
 
 def check_seed(seed: object, what: str = "seed") -> int:
