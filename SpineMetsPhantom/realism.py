@@ -20,7 +20,7 @@ them on the sequence that showed them best. With :attr:`.config.PhantomConfig.re
 * **Slice-to-slice gain.** Interleaved 2-D multislice: each slice of each sequence is
   scaled by ``1 + N(0, 0.025)``.
 * **Heterogeneous lesions.** Extra cellularity texture (correlation 2.5 mm, CV 9 %
-  homogeneous / 25 % heterogeneous lesions); heterogeneous lesions get necrotic/cystic
+  homogeneous / 20 % heterogeneous lesions); heterogeneous lesions get necrotic/cystic
   (lytic: T2/STIR bright, T1 darker, non-enhancing) or sclerotic (dark) parts covering
   another ~20 % of the lesion, central-leaning; lytic and mixed deposits enhance at their
   rim (T1CE +30 % within ~2 mm of the margin, less in the core).
@@ -57,7 +57,7 @@ SLICE_PROFILE_SIGMA = 0.5
 SLICE_GAIN_SD = 0.025
 
 LESION_TEXTURE_CORR_MM = 2.5
-LESION_EXTRA_CV: dict[str, float] = {"homogeneous": 0.09, "heterogeneous": 0.25}
+LESION_EXTRA_CV: dict[str, float] = {"homogeneous": 0.09, "heterogeneous": 0.20}
 EXTRA_FOCI_SHARE = 0.20
 NECROSIS_FACTORS: dict[str, dict[str, float]] = {
     # signal of realistic necrotic/cystic or sclerotic parts relative to the lesion matrix
