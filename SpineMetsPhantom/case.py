@@ -6,8 +6,10 @@ mask is the planned multiple of the normal-marrow mean -> [realism: peritumoral
 oedema, slice-profile and in-plane blur] -> smooth receive-coil bias (stronger at 3 T
 and at centre C2; [realism: spine-array depth fall-off, a smooth random field and a
 per-sequence field, slice-to-slice gain]) -> scanner gain -> Rician magnitude noise
-(SNR higher at 3 T, lower at centre C2). The [realism] steps, and rougher lesion
-texture, are :mod:`.realism` (``PhantomConfig.realism``, on by default since version 2).
+(SNR higher at 3 T, lower at centre C2). The [realism] steps, rougher lesion texture
+and mottled marrow are :mod:`.realism` (``PhantomConfig.realism``, on by default since
+version 2; with it the lesion scale is solved on the blurred image, so the planned
+ratios still hold).
 """
 
 from __future__ import annotations
