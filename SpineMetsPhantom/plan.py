@@ -94,6 +94,8 @@ class CasePlan:
     scanner_centre: tuple[float, float, float] = (0.0, 0.0, 0.0)
     """LPS position (mm) of the field-of-view centre."""
     gains: dict[str, float] = field(default_factory=dict)
+    realism: bool = True
+    """``PhantomConfig.realism``: without it the images are version 1's, and the record says so."""
 
 
 def streams(seed: int) -> list[np.random.Generator]:
@@ -196,7 +198,7 @@ def plan_case(
     return CasePlan(
         case_id=case_id, seed=seed, site=site, tumour_class=tumour_class, age=age, sex=sex, centre=centre,
         field_strength=field_strength, region=region, spine=spine, lesions=lesions,
-        scanner_centre=scanner_centre, gains=gains,
+        scanner_centre=scanner_centre, gains=gains, realism=config.realism,
     )
 
 
@@ -238,7 +240,7 @@ def plan_record(plan: CasePlan) -> dict[str, object]:
         "n_lesions": len(plan.lesions),
         "lesion_levels": ";".join(verts[les.vertebra].name for les in plan.lesions),
         "levels_in_view": f"{visible[0].name}-{visible[-1].name}",
-        "phantom_version": PHANTOM_VERSION,
+        "phantom_version": PHANTOM_VERSION if plan.realism else "1",
     }
     return {key: record[key] for key in RECORD_COLUMNS}
 

@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     for m in methods:
         s = summary[m]
         print(f"{m:12s} {s['mean_dice']:7.3f} {s['median_dice']:7.3f} {s['min_dice']:7.3f} {s['share_ge_0.9']:7.2f} {s['mean_s']:9.3f}")
-    print(json.dumps({"benchmark": "region_growing_phantom", "phantom_version": PHANTOM_VERSION, "legacy": args.legacy,
+    print(json.dumps({"benchmark": "region_growing_phantom", "phantom_version": "1" if args.legacy else PHANTOM_VERSION, "legacy": args.legacy,
                       "cases": args.cases, "seed": args.seed, "corrections": args.corrections, "lesions": len(rows), "margin_mm": MARGIN_MM,
                       "methods": summary}))
     return 0

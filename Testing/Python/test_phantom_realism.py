@@ -15,7 +15,15 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from SpineMetsPhantom import NORMAL_MARROW, SEQUENCES, VERTEBRAL_BODY, PhantomConfig, case_seed, generate_case
+from SpineMetsPhantom import (
+    NORMAL_MARROW,
+    PHANTOM_VERSION,
+    SEQUENCES,
+    VERTEBRAL_BODY,
+    PhantomConfig,
+    case_seed,
+    generate_case,
+)
 
 N_CASES = 10
 IN_PLANE = np.ones((1, 3, 3), bool)
@@ -170,7 +178,9 @@ class SwitchTest(unittest.TestCase):
     def test_realism_changes_images_not_truth(self) -> None:
         real, old = case(1, True, bias=True, noise=True), case(1, False, bias=True, noise=True)
         self.assertTrue(np.array_equal(arr(real.lesion_mask), arr(old.lesion_mask)))
-        self.assertEqual(real.record, old.record)
+        self.assertEqual({**real.record, "phantom_version": "-"}, {**old.record, "phantom_version": "-"})
+        self.assertEqual((real.record["phantom_version"], old.record["phantom_version"]), (PHANTOM_VERSION, "1"))
+        self.assertEqual(PHANTOM_VERSION, "2")
         self.assertFalse(np.array_equal(arr(real.images["T1"]), arr(old.images["T1"])))
         again = generate_case(case_seed(3, 1), "r1", config=PhantomConfig())
         self.assertTrue(np.array_equal(arr(again.images["STIR"]), arr(real.images["STIR"])))
