@@ -15,7 +15,9 @@ Quick use::
 
 Module map: :mod:`.signal_rules` (site -> appearance and EDF rules, read this first),
 :mod:`.anatomy` (normal anatomy and tissue signals), :mod:`.lesions` (lesion shape and
-texture), :mod:`.noise` (texture fields, bias, Rician noise), :mod:`.geometry` (grid
+texture), :mod:`.noise` (texture fields, bias, Rician noise), :mod:`.realism` (what
+makes real MRI hard to segment: coil bias, blur, heterogeneous lesions, oedema; on by
+default since version 2), :mod:`.geometry` (grid
 and LPS convention), :mod:`.plan` (all random choices of a case, record-only path),
 :mod:`.case` (image formation), :mod:`.cohort` (files and manifest).
 """

@@ -367,6 +367,8 @@ class AnatomyModel:
     nucleus_degeneration: np.ndarray
     labels: np.ndarray
     """Anatomy labels before normal marrow is carved out (no NORMAL_MARROW yet)."""
+    fat_modulation: np.ndarray | None = None
+    """Multiplies the marrow fat fraction (red-marrow islands of :mod:`.realism`); None: uniform per body."""
 
     def paint(self, seq: str, field_strength: float, centre: CentreSettings) -> np.ndarray:
         """Noise-free, bias-free relative signal of the normal anatomy."""
@@ -404,7 +406,8 @@ class AnatomyModel:
 
     def _fat_fraction_map(self) -> np.ndarray:
         table = np.array([vert.fat_fraction for vert in self.spine.vertebrae] + [self._ff_mean], dtype=np.float32)
-        return table[self.vertebra_id]
+        ff = table[self.vertebra_id]
+        return ff if self.fat_modulation is None else ff * self.fat_modulation
 
 
 def render_anatomy(grid: Grid, spine: SpinePlan, rng: np.random.Generator) -> AnatomyModel:

