@@ -610,7 +610,8 @@ class RegionGrowingSession:
             # a click is the user's word: its neighbourhood follows it, whatever the refinement says
             ball = _ball(self.roi.shape, self._kji(click_ras), p.click_radius_mm, self.spacing_kji)
             mask = mask | ball if click_fg else mask & ~ball
-        new.mask = mask & self.roi
+        # a foreground click only adds to the lesion, a background click only takes away from it
+        new.mask = (mask | state.mask if foreground else mask & state.mask) & self.roi
         return new
 
     def _probability(self, lesion: list, background: list) -> np.ndarray:
