@@ -26,10 +26,11 @@ across rays, so a border seen on most rays closes the gaps on the others:
 5. **Surface.** Costs are averaged over neighbouring rays (``smoothing_deg``),
    each ray takes its cheapest radius, and the radius map is smoothed with a
    few median/mean passes (robust to single bad rays).
-6. **Corrective clicks.** A foreground click outside the surface forces the rays
-   through it to reach beyond it; a background click inside forces them to stop
-   before it. Each click also adds its neighbourhood as a lesion or background
-   class. Only steps 3-5 are redone on the cached ray samples, so a correction
+6. **Corrective clicks.** A foreground click outside the surface moves the rays
+   through it as far past it as it lay from the old border (a user clicks about
+   half-way across an error); a background click inside moves them as far before
+   it. Each click also adds its neighbourhood as a lesion or background class; a
+   foreground click only adds voxels, a background click only removes them. Only steps 3-5 are redone on the cached ray samples, so a correction
    costs a fraction of the first click.
 7. **Quality.** ``RegionGrowingResult.qc`` reports the share of rays that ran
    into the ROI border (a leak or an ROI drawn too tight) and the share decided
