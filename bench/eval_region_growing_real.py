@@ -10,7 +10,8 @@ after 0..3 corrections, NoC@85 and NoC@90 (clicks, the first one included, to
 reach Dice 0.85 / 0.90; ``--max-clicks`` when never reached) and seconds per click.
 
 Data: the 15 IBSI soft-tissue-sarcoma T1 cases in ``../shared/realdata`` (next
-to the repository) and, with ``--vb-dir``, the vertebral-body ``.mat`` files of
+to the repository; ``--sts-dir`` another folder of the same layout, e.g. more
+patients of IBSI's ``ibsi_validation/nifti`` kept as a validation set) and, with ``--vb-dir``, the vertebral-body ``.mat`` files of
 JonathanRamos/fastcleverseg (``ImageDatasets/VBs/*/Isotropic/Matlab``; variables
 ``I`` and ``GT``, 1 mm isotropic; two middle vertebrae per file). Prints a
 table and one JSON line.
@@ -187,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             "mean_noc85": round(float(np.mean([r["noc85"] for r in rows.values()])), 2),
             "mean_noc90": round(float(np.mean([r["noc90"] for r in rows.values()])), 2),
             "mean_first_click_s": round(float(np.mean([r["first_click_s"] for r in rows.values()])), 3),
+            "mean_correction_s": round(float(np.mean([r["correction_s"] for r in rows.values() if r["correction_s"]] or [0.0])), 3),
         }
         print(f"{title}: {json.dumps(summary[title])}")
     print(json.dumps({"benchmark": "region_growing_real", "max_clicks": args.max_clicks, "sets": summary}))

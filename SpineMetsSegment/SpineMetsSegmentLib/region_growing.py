@@ -26,10 +26,11 @@ across rays, so a border seen on most rays closes the gaps on the others:
 5. **Surface.** Costs are averaged over neighbouring rays (``smoothing_deg``),
    each ray takes its cheapest radius, and the radius map is smoothed with a
    few median/mean passes (robust to single bad rays).
-6. **Corrective clicks.** A foreground click outside the surface forces the rays
-   through it to reach beyond it; a background click inside forces them to stop
-   before it. Each click also adds its neighbourhood as a lesion or background
-   class. Only steps 3-5 are redone on the cached ray samples, so a correction
+6. **Corrective clicks.** A foreground click outside the surface moves the rays
+   through it as far past it as it lay from the old border (a user clicks about
+   half-way across an error); a background click inside moves them as far before
+   it. Each click also adds its neighbourhood as a lesion or background class; a
+   foreground click only adds voxels, a background click only removes them. Only steps 3-5 are redone on the cached ray samples, so a correction
    costs a fraction of the first click.
 7. **Quality.** ``RegionGrowingResult.qc`` reports the share of rays that ran
    into the ROI border (a leak or an ROI drawn too tight) and the share decided
@@ -106,7 +107,10 @@ class RegionGrowingParameters:
     """Ray directions around the slice axis."""
     click_radius_mm: float = 2.0
     """A corrective click moves the border at least this far past the clicked point."""
-    click_influence_deg: float = 45.0
+    click_overshoot: float = 1.0
+    """A corrective click moves the border past it by this multiple of its distance from the old border (at
+    least ``click_radius_mm``): users click about half-way across an error region."""
+    click_influence_deg: float = 30.0
     """Angular radius (Gaussian sigma) over which a corrective click moves the surface."""
     click_trust: float = 0.95
     """How firmly the surface near a click follows the click (1: only the click, 0: image and prior as before)."""
@@ -158,6 +162,7 @@ class RegionGrowingParameters:
             "polar_rays": self.polar_rays >= 4,
             "azimuth_rays": self.azimuth_rays >= 8,
             "click_radius_mm": self.click_radius_mm >= 0,
+            "click_overshoot": self.click_overshoot >= 0,
             "click_influence_deg": self.click_influence_deg > 0,
             "click_trust": 0 <= self.click_trust < 1,
             "default_roi_margin_mm": self.default_roi_margin_mm > 0,
@@ -309,6 +314,8 @@ class _State:
     radius: np.ndarray
     prior_only: np.ndarray
     constraints: list
+    mask: np.ndarray | None = None
+    """The voxel mask after this click (the surface's refinement for the first seed, then each click's local edit)."""
 
 
 class RegionGrowingSession:
@@ -517,12 +524,7 @@ class RegionGrowingSession:
                 what = f"background point {n_bg}"
             self._trail.append(self._apply_click(self._trail[-1], key, what))
         state = self._trail[-1]
-        mask = self._refine(state, self._rasterise(state.radius))
-        for state_n in self._trail[1:]:  # a click is the user's word: its neighbourhood follows it
-            if state_n.click is not None:
-                ball = _ball(self.roi.shape, self._kji(state_n.click[0]), self.params.click_radius_mm, self.spacing_kji)
-                mask = mask | ball if state_n.click[1] else mask & ~ball
-        mask &= self.roi
+        mask = state.mask & self.roi
         qc, warnings = self._quality(state.radius, state.prior_only)
         return mask, qc, warnings
 
@@ -533,11 +535,38 @@ class RegionGrowingSession:
         radius, prior_only = self._optimise(cost)
         # Where the signal alone separates the lesion from what surrounds it, the box prior steps back.
         kappa = self._ray_separability(prob, radius)
+        if np.count_nonzero(self.weights) > 1:
+            # several sequences: a border tissue that differs from the lesion in any of them is real evidence,
+            # so how well the signal separates does not depend on where the first surface happened to fall
+            kappa = max(kappa, self._signal_separability(prob, radius))
         floor = self.params.separability_floor
         self.shape_scale = float(np.clip(1.0 - 0.9 * (kappa - floor) / (1.0 - floor), 0.1, 1.0))
         if self.shape_scale < 0.9:
             radius, prior_only = self._optimise(self._ray_cost(prob, self.expected, tolerance))
-        return _State(None, [self.lesion0], list(self.background), radius, prior_only, [])
+        state = _State(None, [self.lesion0], list(self.background), radius, prior_only, [])
+        state.mask = self._refine(state, self._rasterise(radius)) & self.roi
+        return state
+
+    def _signal_separability(self, prob: np.ndarray, radius: np.ndarray) -> float:
+        """Lesion probability of the lesion's core minus that of the ROI border, whatever the surface (0: the signal cannot tell).
+
+        Weighted by the lesion probability inside the first surface: a core that describes only
+        a focus of the lesion (the click in a necrosis) separates well from the border but not
+        from the rest of the lesion, and must not be trusted to outline it.
+        """
+        if self.expected is None:
+            return 0.0
+        n = np.arange(len(self.radii))
+        valid = n < self.ray_end[..., None]
+        inside = valid & (self.radii[None, None, :] <= radius[..., None])
+        if not inside.any():
+            return 0.0
+        core = valid & (self.radii[None, None, :] <= self.params.core_fraction * self.expected[..., None])
+        shell = int(round(self.params.refine_shell_mm / self.params.ray_step_mm))
+        rim = valid & (n >= (self.ray_end[..., None] - shell))
+        if not core.any() or not rim.any():
+            return 0.0
+        return float(np.clip(prob[core].mean() - prob[rim].mean(), 0.0, 1.0) * prob[inside].mean())
 
     def _ray_separability(self, prob: np.ndarray, radius: np.ndarray) -> float:
         """Mean lesion probability just inside the surface minus just outside it (0: the signal cannot tell)."""
@@ -551,7 +580,13 @@ class RegionGrowingSession:
         return float(np.clip(prob[inner].mean() - prob[outer].mean(), 0.0, 1.0))
 
     def _apply_click(self, state: _State, key: tuple[tuple[float, ...], bool], what: str) -> _State:
-        """One corrective click: the surface moves past (foreground) or before (background) it, locally."""
+        """One corrective click: the surface moves past (foreground) or before (background) it, locally.
+
+        A user clicks inside the error, about half-way across it: the rays through the click
+        move ``click_overshoot`` times its distance from the old border past it, neighbouring
+        rays follow (Gaussian over ``click_influence_deg``), re-optimised with the click's signal
+        as a new class; far from the click nothing moves.
+        """
         p = self.params
         ras, foreground = key
         kji = self._kji(ras)
@@ -560,7 +595,8 @@ class RegionGrowingSession:
         (lesion if foreground else background).append(self._click_stats(kji))
         angle, cone, rho, nearest = self._click_geometry(ras)
         current = float(state.radius[nearest])
-        target = max(current, rho + p.click_radius_mm) if foreground else min(current, max(rho - p.click_radius_mm, self.radii[0]))
+        past = max(p.click_radius_mm, p.click_overshoot * abs(rho - current))
+        target = max(current, rho + past) if foreground else min(current, max(rho - past, self.radii[0]))
         weight = np.exp(-0.5 * (angle / np.radians(p.click_influence_deg)) ** 2)
         prior = state.radius * (1.0 + (target / max(current, 1e-6) - 1.0) * weight)
         tolerance = p.shape_tolerance * (1.0 - p.click_trust * weight)
@@ -569,7 +605,15 @@ class RegionGrowingSession:
         candidate, prior_only = self._optimise(cost, constraints)
         radius = (1.0 - weight) * state.radius + weight * candidate
         radius = self._constrain(np.minimum(radius, p.max_radius_mm), constraints)
-        return _State(key, lesion, background, radius, np.where(weight > 0.5, prior_only, state.prior_only), constraints)
+        new = _State(key, lesion, background, radius, np.where(weight > 0.5, prior_only, state.prior_only), constraints)
+        mask = self._refine(new, self._rasterise(radius))
+        for click_ras, click_fg in [s.click for s in self._trail[1:] if s.click is not None] + [key]:
+            # a click is the user's word: its neighbourhood follows it, whatever the refinement says
+            ball = _ball(self.roi.shape, self._kji(click_ras), p.click_radius_mm, self.spacing_kji)
+            mask = mask | ball if click_fg else mask & ~ball
+        # a foreground click only adds to the lesion, a background click only takes away from it
+        new.mask = (mask | state.mask if foreground else mask & state.mask) & self.roi
+        return new
 
     def _probability(self, lesion: list, background: list) -> np.ndarray:
         feats = self.samples.reshape(-1, self.samples.shape[-1])

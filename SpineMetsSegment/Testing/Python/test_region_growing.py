@@ -95,11 +95,10 @@ class PhantomQualityTest(unittest.TestCase):
         self.assertGreaterEqual(len(rows), 30)
         self.assertEqual({r[0] for r in rows}, set(ALL_SITES))
         self.assertEqual({r[1] for r in rows}, {1.5, 3.0})
-        # measured 0.825 / 0.887 (random interior seeds) on phantom version 1, 0.797 / 0.832 on version 2
-        # (coil bias, blur, heterogeneous lesions, oedema: SpineMetsPhantom/realism.py): lesions with
-        # epidural/paravertebral extensions of the same signal as their surroundings are the weak spot
-        # (docs/region_growing.md, failure modes)
-        self.assertGreaterEqual(dice.mean(), 0.78)
+        # measured 0.865 / 0.890 (random interior seeds) on phantom version 1, 0.816 / 0.842 on version 2 (coil
+        # bias, blur, heterogeneous lesions, oedema: SpineMetsPhantom/realism.py): lesions with epidural/paravertebral
+        # extensions of the same signal as their surroundings are the weak spot (docs/region_growing.md)
+        self.assertGreaterEqual(dice.mean(), 0.80)
         self.assertGreaterEqual(np.median(dice), 0.82)
         self.assertGreater(dice.min(), 0.3, "a lesion was essentially missed")
 
@@ -186,8 +185,17 @@ class RealMriTest(unittest.TestCase):
             self.assertTrue(pred[k, j, i] == best[2], "the clicked voxel follows the click")
             scores.append(dice(pred))
         print(f"\nSTS_015 Dice after 0..3 corrective clicks {np.round(scores, 3).tolist()} ({kinds})")
-        self.assertGreater(scores[-1], scores[0] + 0.04)
-        self.assertGreaterEqual(scores[-1], 0.87)
+        # measured 0.830 -> 0.911 when written
+        self.assertGreater(scores[-1], scores[0] + 0.06)
+        self.assertGreaterEqual(scores[-1], 0.89)
+        # the same clicks again cost nothing: the session's cached mask comes back
+        def no_recompute(*_args):
+            raise AssertionError("a cached click was recomputed")
+
+        session._apply_click, session._refine = no_recompute, no_recompute
+        again_pred, _, _ = session.segment_clicks(clicks)
+        self.assertTrue(np.array_equal(again_pred, pred))
+        del session._apply_click, session._refine
         # the same clicks through the public function give the same mask (the session is a cache only)
         fg = [c for c, f in clicks if f]
         bg = [c for c, f in clicks if not f]
@@ -293,6 +301,8 @@ class BadInputTest(unittest.TestCase):
     def test_bad_parameters_and_seeds(self):
         with self.assertRaisesRegex(InputError, "seed_radius_mm"):
             RegionGrowingParameters(seed_radius_mm=-1)
+        with self.assertRaisesRegex(InputError, "click_overshoot"):
+            RegionGrowingParameters(click_overshoot=-0.5)
         with self.assertRaisesRegex(InputError, "unknown setting"):
             RegionGrowingParameters.from_dict({"seed_radius": 3})
         with self.assertRaisesRegex(InputError, "background point 1"):
