@@ -58,6 +58,11 @@ def growcut_seconds(image, seed_ras, roi_corners) -> float:
     spacing = np.array(crop.GetSpacing()[::-1])
     grid = np.stack(np.meshgrid(*[np.arange(n) for n in array.shape], indexing="ij"), axis=-1)
     seeds[np.sum(((grid - (k, j, i)) * spacing) ** 2, axis=-1) <= 9.0] = 1
+    # vtkImageGrowCutSegment never processes an image's outermost voxel layer: background seeds
+    # painted on the crop's own border would be ignored and everything else would turn foreground
+    # (a degenerate, unfair run). Pad by one replicated voxel so the ROI border really is background.
+    array = np.pad(array, 1, mode="edge")
+    seeds = np.pad(seeds, 1)
 
     def to_vtk(values: np.ndarray, vtk_type: int) -> vtk.vtkImageData:
         data = vtk.vtkImageData()
@@ -75,8 +80,9 @@ def growcut_seconds(image, seed_ras, roi_corners) -> float:
     growcut.Update()
     elapsed = time.perf_counter() - start
     labels = numpy_support.vtk_to_numpy(growcut.GetOutput().GetPointData().GetScalars())
-    if not np.any(labels == 1):
-        raise RuntimeError("GrowCut produced no foreground: the comparison would be meaningless")
+    foreground = float(np.mean(labels == 1))
+    if not 0.0 < foreground < 0.9:
+        raise RuntimeError(f"GrowCut labelled {foreground:.0%} of the ROI foreground: a degenerate run, not a comparison")
     return elapsed
 
 
