@@ -719,17 +719,19 @@ class RegionGrowingSession:
         """Voxels whose distance from the seed is within the surface radius in their direction."""
         p = self.params
         shape = self.roi.shape
-        sp = self.spacing_kji
-        k, j, i = ((np.arange(n, dtype=np.float32) - c) * s for n, c, s in zip(shape, self.centre_kji, sp, strict=True))
-        vi, vj, vk = i[None, None, :], j[None, :, None], k[:, None, None]
-        rho = np.sqrt(vi * vi + vj * vj + vk * vk)
-        theta = np.arccos(np.clip(vk / np.maximum(rho, 1e-6), -1.0, 1.0))
-        phi = np.mod(np.arctan2(vj, vi), 2.0 * np.pi)
-        ti = theta / (np.pi / p.polar_rays) - 0.5
-        pj = phi / (2.0 * np.pi / p.azimuth_rays)
+        if "_raster_frame" not in self.__dict__:  # every voxel's radius and ray coordinates: fixed per session
+            sp = self.spacing_kji
+            k, j, i = ((np.arange(n, dtype=np.float32) - c) * s for n, c, s in zip(shape, self.centre_kji, sp, strict=True))
+            vi, vj, vk = i[None, None, :], j[None, :, None], k[:, None, None]
+            rho = np.sqrt(vi * vi + vj * vj + vk * vk)
+            theta = np.arccos(np.clip(vk / np.maximum(rho, 1e-6), -1.0, 1.0))
+            phi = np.mod(np.arctan2(vj, vi), 2.0 * np.pi)
+            ti = theta / (np.pi / p.polar_rays) - 0.5
+            pj = phi / (2.0 * np.pi / p.azimuth_rays)
+            self._raster_frame = rho, np.asarray([np.broadcast_to(ti, shape).ravel(), np.broadcast_to(pj, shape).ravel()])
+        rho, coords = self._raster_frame
         wrapped = np.concatenate([r, r[:, :1]], axis=1)
-        bound = ndimage.map_coordinates(wrapped, [np.broadcast_to(ti, shape).ravel(), np.broadcast_to(pj, shape).ravel()],
-                                        order=1, mode="nearest").reshape(shape)
+        bound = ndimage.map_coordinates(wrapped, coords, order=1, mode="nearest").reshape(shape)
         return rho - bound
 
     def _refine(self, state: _State, outside_mm: np.ndarray) -> np.ndarray:
