@@ -268,27 +268,58 @@ def _background_model(feats: np.ndarray, spread_floor: np.ndarray, params: Regio
 
 
 def _lesion_probability(
-    feats: np.ndarray, lesion: list, background: list, weights: np.ndarray, cap: float
+    feats: np.ndarray, lesion: list, background: list, weights: np.ndarray, cap: float, cache: dict | None = None
 ) -> np.ndarray:
     """P(lesion) per sample: the best lesion class against the nearest background class.
 
     Each pair is compared with a spread pooled from both, so the decision lies
     half-way between their signals (partial volume); background classes that look
     like the lesion class (same tissue at the border) are no evidence and skipped.
+    ``cache`` (one dict per ``feats`` array, kept by the caller): per lesion class, its
+    log-odds against the background classes seen so far, so a click that adds one
+    class costs one class pair, not all of them (min/max are exact: same result).
     """
     wsum = float(weights.sum())
     best = np.full(len(feats), -np.inf, dtype=np.float32)
+    bg_keys = [_class_key(c) for c in background]
     for fg_med, fg_spread in lesion:
-        llr = np.full(len(feats), np.inf, dtype=np.float32)
-        for bg_med, bg_spread in background:
-            if np.all((np.abs(bg_med - fg_med) / fg_spread)[weights > 0] < 1.5):
+        fg_key = _class_key((fg_med, fg_spread))
+        seen, llr = cache.get(fg_key, (frozenset(), None)) if cache is not None else (frozenset(), None)
+        if not seen <= set(bg_keys):
+            seen, llr = frozenset(), None  # a class was taken away (an undone click): start again
+        if llr is None:
+            llr = np.full(len(feats), np.inf, dtype=np.float32)
+        diff_fg = None
+        for key, (bg_med, bg_spread) in zip(bg_keys, background, strict=True):
+            if key in seen or np.all((np.abs(bg_med - fg_med) / fg_spread)[weights > 0] < 1.5):
                 continue
+            if diff_fg is None:
+                diff_fg = [feats[:, c] - fg_med[c] for c in range(len(weights))]
             pooled = np.sqrt((bg_spread**2 + fg_spread**2) / 2.0)
-            z_fg = np.minimum(((feats - fg_med) / pooled) ** 2, cap * cap)
-            z_bg = np.minimum(((feats - bg_med) / pooled) ** 2, cap * cap)
-            llr = np.minimum(llr, (0.5 * ((z_bg - z_fg) * weights).sum(axis=1) / wsum * len(weights)).astype(np.float32))
+            # column by column (the same operations as on the whole array, several times faster)
+            total = None
+            for c, weight in enumerate(weights):
+                z_fg = diff_fg[c] / pooled[c]
+                np.minimum(np.square(z_fg, out=z_fg), cap * cap, out=z_fg)
+                z_bg = (feats[:, c] - bg_med[c]) / pooled[c]
+                np.minimum(np.square(z_bg, out=z_bg), cap * cap, out=z_bg)
+                z_bg -= z_fg
+                z_bg *= weight
+                total = z_bg if total is None else np.add(total, z_bg, out=total)
+            total *= 0.5
+            total /= wsum
+            total *= len(weights)
+            llr = np.minimum(llr, total.astype(np.float32))
+        if cache is not None:
+            cache[fg_key] = (frozenset(bg_keys), llr)
         best = np.maximum(best, np.where(np.isinf(llr), 0.0, llr))
     return (1.0 / (1.0 + np.exp(-np.clip(best, -30, 30)))).astype(np.float32)
+
+
+def _class_key(stats: tuple[np.ndarray, np.ndarray]) -> tuple[bytes, bytes]:
+    """A class's (median, spread) as a hashable key for :func:`_lesion_probability`'s cache."""
+    med, spread = stats
+    return np.asarray(med).tobytes(), np.asarray(spread).tobytes()
 
 
 def _ball(shape: tuple[int, ...], centre_kji: np.ndarray, radius_mm: float, spacing_kji: np.ndarray) -> np.ndarray:
@@ -617,8 +648,19 @@ class RegionGrowingSession:
 
     def _probability(self, lesion: list, background: list) -> np.ndarray:
         feats = self.samples.reshape(-1, self.samples.shape[-1])
-        prob = _lesion_probability(feats, lesion, background, self.weights, self.params.max_distance)
+        prob = _lesion_probability(feats, lesion, background, self.weights, self.params.max_distance, self._pair_cache("rays"))
         return prob.reshape(self.samples.shape[:3])
+
+    def _pair_cache(self, name: str) -> dict:
+        """The session's :func:`_lesion_probability` cache for one set of samples (created on first use)."""
+        caches = self.__dict__.setdefault("_pair_caches", {})
+        return caches.setdefault(name, {})
+
+    def _voxel_probability(self, lesion: list, background: list) -> np.ndarray:
+        """Lesion probability of every voxel of the crop (cached per class pair, so clicks reuse it)."""
+        feats = self.channels.reshape(len(self.channels), -1).T
+        prob = _lesion_probability(feats, lesion, background, self.weights, self.params.max_distance, self._pair_cache("voxels"))
+        return prob.reshape(self.roi.shape)
 
     def _kji(self, ras: Sequence[float]) -> np.ndarray:
         lps = np.asarray(ras, dtype=float) * RAS_TO_LPS
@@ -677,17 +719,19 @@ class RegionGrowingSession:
         """Voxels whose distance from the seed is within the surface radius in their direction."""
         p = self.params
         shape = self.roi.shape
-        sp = self.spacing_kji
-        k, j, i = ((np.arange(n, dtype=np.float32) - c) * s for n, c, s in zip(shape, self.centre_kji, sp, strict=True))
-        vi, vj, vk = i[None, None, :], j[None, :, None], k[:, None, None]
-        rho = np.sqrt(vi * vi + vj * vj + vk * vk)
-        theta = np.arccos(np.clip(vk / np.maximum(rho, 1e-6), -1.0, 1.0))
-        phi = np.mod(np.arctan2(vj, vi), 2.0 * np.pi)
-        ti = theta / (np.pi / p.polar_rays) - 0.5
-        pj = phi / (2.0 * np.pi / p.azimuth_rays)
+        if "_raster_frame" not in self.__dict__:  # every voxel's radius and ray coordinates: fixed per session
+            sp = self.spacing_kji
+            k, j, i = ((np.arange(n, dtype=np.float32) - c) * s for n, c, s in zip(shape, self.centre_kji, sp, strict=True))
+            vi, vj, vk = i[None, None, :], j[None, :, None], k[:, None, None]
+            rho = np.sqrt(vi * vi + vj * vj + vk * vk)
+            theta = np.arccos(np.clip(vk / np.maximum(rho, 1e-6), -1.0, 1.0))
+            phi = np.mod(np.arctan2(vj, vi), 2.0 * np.pi)
+            ti = theta / (np.pi / p.polar_rays) - 0.5
+            pj = phi / (2.0 * np.pi / p.azimuth_rays)
+            self._raster_frame = rho, np.asarray([np.broadcast_to(ti, shape).ravel(), np.broadcast_to(pj, shape).ravel()])
+        rho, coords = self._raster_frame
         wrapped = np.concatenate([r, r[:, :1]], axis=1)
-        bound = ndimage.map_coordinates(wrapped, [np.broadcast_to(ti, shape).ravel(), np.broadcast_to(pj, shape).ravel()],
-                                        order=1, mode="nearest").reshape(shape)
+        bound = ndimage.map_coordinates(wrapped, coords, order=1, mode="nearest").reshape(shape)
         return rho - bound
 
     def _refine(self, state: _State, outside_mm: np.ndarray) -> np.ndarray:
@@ -706,7 +750,7 @@ class RegionGrowingSession:
             return star
         band = self.roi & (np.abs(outside_mm) <= p.refine_band_mm)
         prob = np.zeros(self.roi.shape, dtype=np.float32)
-        prob[band] = _lesion_probability(self.channels[:, band].T, state.lesion, state.background, self.weights, p.max_distance)
+        prob[band] = self._voxel_probability(state.lesion, state.background)[band]
         near_in = band & (outside_mm > -p.refine_shell_mm) & (outside_mm <= 0)
         near_out = band & (outside_mm > 0) & (outside_mm < p.refine_shell_mm)
         if not near_in.any() or not near_out.any():
@@ -733,10 +777,24 @@ class RegionGrowingSession:
         """A working-grid mask on the reference crop (identity unless voxels were averaged in blocks)."""
         if max(self.shrink) == 1:
             return mask
+        out = np.zeros(self.output_grid.GetSize()[::-1], dtype=bool)
+        if not mask.any():
+            return out
+        # only the mask's bounding box + one block is resampled: farther fine voxels interpolate zeros only
+        shrink = np.array(self.shrink[::-1])
+        lo_c, hi_c = np.zeros(3, dtype=int), np.zeros(3, dtype=int)
+        for axis in range(3):
+            hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+            lo_c[axis], hi_c[axis] = max(hit[0] - 1, 0), min(hit[-1] + 1, mask.shape[axis] - 1)
+        lo_f = np.where(lo_c > 0, lo_c * shrink, 0)
+        hi_f = np.where(hi_c < np.array(mask.shape) - 1, (hi_c + 1) * shrink - 1, np.array(out.shape) - 1)
         image = sitk.GetImageFromArray(mask.astype(np.float32))
         image.CopyInformation(self.crop)
-        fine = sitk.Resample(image, self.output_grid, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-        return sitk.GetArrayViewFromImage(fine) >= 0.5
+        coarse = sitk.RegionOfInterest(image, [int(v) for v in (hi_c - lo_c + 1)[::-1]], [int(v) for v in lo_c[::-1]])
+        grid = sitk.RegionOfInterest(self.output_grid, [int(v) for v in (hi_f - lo_f + 1)[::-1]], [int(v) for v in lo_f[::-1]])
+        fine = sitk.Resample(coarse, grid, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+        out[lo_f[0] : hi_f[0] + 1, lo_f[1] : hi_f[1] + 1, lo_f[2] : hi_f[2] + 1] = sitk.GetArrayViewFromImage(fine) >= 0.5
+        return out
 
     def _seed_distance(self) -> np.ndarray:
         k, j, i = ((np.arange(n, dtype=np.float32) - c) * s for n, c, s in zip(self.roi.shape, self.centre_kji, self.spacing_kji, strict=True))
