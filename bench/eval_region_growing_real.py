@@ -7,7 +7,8 @@ the distance transform inside the expert mask) with an ROI = mask bounding box +
 point) of the largest error region: a foreground click when it is missed
 lesion, a background click when it is a false positive. Reports per-case Dice
 after 0..3 corrections, NoC@85 and NoC@90 (clicks, the first one included, to
-reach Dice 0.85 / 0.90; ``--max-clicks`` when never reached) and seconds per click.
+reach Dice 0.85 / 0.90; ``--max-clicks`` when never reached), the one-click volume over the
+expert's (above 1: the outline is too large) and seconds per click.
 
 Data: the 15 IBSI soft-tissue-sarcoma T1 cases in ``../shared/realdata`` (next
 to the repository; ``--sts-dir`` another folder of the same layout, e.g. more
@@ -122,6 +123,7 @@ def evaluate_case(images: dict, mask, max_clicks: int) -> dict:
     outside = int((sitk.GetArrayViewFromImage(mask) > 0).sum()) - int(truth.sum())  # lesion outside the crop
     spacing = np.array(session.crop.GetSpacing()[::-1])
     dices = [dice(truth, pred) if outside == 0 else 2 * (truth & pred).sum() / (truth.sum() + outside + pred.sum())]
+    volume_ratio = float(pred.sum()) / max(float(truth.sum() + outside), 1.0)  # one click's volume / the expert's
     clicks: list[tuple[tuple[float, ...], bool]] = []
     correction_s = []
     for _ in range(max_clicks - 1):
@@ -142,6 +144,7 @@ def evaluate_case(images: dict, mask, max_clicks: int) -> dict:
 
     return {
         "dice": [round(d, 4) for d in dices],
+        "volume_ratio_1_click": round(volume_ratio, 3),
         "noc85": noc(0.85),
         "noc90": noc(0.90),
         "first_click_s": round(first_s, 3),
@@ -177,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             rows[name] = evaluate_case(images, mask, args.max_clicks)
             r = rows[name]
             print(f"{title:16s} {name:14s} Dice 1 click {r['dice'][0]:.3f}  +1 {r['dice'][1]:.3f}  +2 {r['dice'][2]:.3f}  "
-                  f"+3 {r['dice'][3]:.3f}  NoC@85 {r['noc85']:2d}  NoC@90 {r['noc90']:2d}  "
+                  f"+3 {r['dice'][3]:.3f}  vol {r['volume_ratio_1_click']:.2f}  NoC@85 {r['noc85']:2d}  NoC@90 {r['noc90']:2d}  "
                   f"first {r['first_click_s']:.2f} s  correction {r['correction_s']} s", flush=True)
         d = np.array([r["dice"] for r in rows.values()])
         summary[title] = {
@@ -185,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             "mean_dice_1_click": round(float(d[:, 0].mean()), 4),
             "min_dice_1_click": round(float(d[:, 0].min()), 4),
             "mean_dice_after_3_corrections": round(float(d[:, 3].mean()), 4),
+            "median_volume_ratio_1_click": round(float(np.median([r["volume_ratio_1_click"] for r in rows.values()])), 3),
             "mean_noc85": round(float(np.mean([r["noc85"] for r in rows.values()])), 2),
             "mean_noc90": round(float(np.mean([r["noc90"] for r in rows.values()])), 2),
             "mean_first_click_s": round(float(np.mean([r["first_click_s"] for r in rows.values()])), 3),

@@ -22,7 +22,9 @@ across rays, so a border seen on most rays closes the gaps on the others:
    x (deviation of r from the expected radius, relative). The expected radius
    comes from the ROI: a lesion fills its box up to ``roi_margin_mm`` on each
    side, i.e. the ellipsoid inscribed in the shrunk box (a GrabCut-like box
-   prior).
+   prior). Where the signal does not separate the lesion from its surroundings,
+   every edge crossed before r costs ``inner_edge_weight``: the first border
+   from the inside beats the next fascia.
 5. **Surface.** Costs are averaged over neighbouring rays (``smoothing_deg``),
    each ray takes its cheapest radius, and the radius map is smoothed with a
    few median/mean passes (robust to single bad rays).
@@ -127,6 +129,11 @@ class RegionGrowingParameters:
     """Distance from the surface that costs one unit of signal log-odds in the refinement."""
     refine_growth_separability: float = 0.5
     """Separability above which lesion tissue connected to the surface is added."""
+    inner_edge_weight: float = 0.5
+    """Where the signal does not separate the lesion (separability under ``separability_floor``), cost per
+    significant edge crossed between the seed and a candidate border: prefer the first border from the inside."""
+    inner_edge_threshold: float = 0.34
+    """Edge strength (0..1) below which a step along a ray is texture, not a border, for ``inner_edge_weight``."""
     working_spacing_mm: float = 0.6
     """Voxels finer than this are averaged in integer blocks before growing; the mask comes back on the full grid."""
     max_radius_mm: float = 100.0
@@ -148,6 +155,8 @@ class RegionGrowingParameters:
             "max_distance": self.max_distance > 0,
             "roi_margin_mm": self.roi_margin_mm >= 0,
             "separability_floor": 0 <= self.separability_floor < 1,
+            "inner_edge_weight": self.inner_edge_weight >= 0,
+            "inner_edge_threshold": 0 <= self.inner_edge_threshold < 1,
             "shape_weight": self.shape_weight >= 0,
             "shape_tolerance": self.shape_tolerance > 0,
             "region_weight": self.region_weight >= 0,
@@ -476,6 +485,7 @@ class RegionGrowingSession:
         ).astype(np.float32)  # (polar, azimuth, radius, channel)
         self.expected = self._expected_radius() if (self.roi_given and p.shape_weight > 0) else None
         self.shape_scale = 1.0
+        self.inward_scale = 0.0
         if self.expected is not None and p.core_fraction > 0:
             # a heterogeneous lesion is better described by its whole expected core than by the seed's neighbourhood
             core = self.radii[None, None, :] <= p.core_fraction * self.expected[..., None]
@@ -560,6 +570,7 @@ class RegionGrowingSession:
         return mask, qc, warnings
 
     def _initial_state(self) -> _State:
+        self.shape_scale, self.inward_scale = 1.0, 0.0
         prob = self._probability([self.lesion0], self.background)
         tolerance = np.full(self.dirs_ijk.shape[:2], self.params.shape_tolerance)
         cost = self._ray_cost(prob, self.expected, tolerance)
@@ -572,7 +583,10 @@ class RegionGrowingSession:
             kappa = max(kappa, self._signal_separability(prob, radius))
         floor = self.params.separability_floor
         self.shape_scale = float(np.clip(1.0 - 0.9 * (kappa - floor) / (1.0 - floor), 0.1, 1.0))
-        if self.shape_scale < 0.9:
+        # Where it does not, the first border from the inside is preferred over the next fascia or fat plane.
+        if floor > 0 and self.params.inner_edge_weight > 0:
+            self.inward_scale = float(np.clip(1.0 - kappa / floor, 0.0, 1.0))
+        if self.shape_scale < 0.9 or self.inward_scale > 0:
             radius, prior_only = self._optimise(self._ray_cost(prob, self.expected, tolerance))
         state = _State(None, [self.lesion0], list(self.background), radius, prior_only, [])
         state.mask = self._refine(state, self._rasterise(radius)) & self.roi
@@ -684,7 +698,23 @@ class RegionGrowingSession:
         if expected is not None:
             dev = (self.radii[None, None, :] - expected[..., None]) / (tolerance * expected)[..., None]
             cost += p.shape_weight * self.shape_scale * np.minimum(dev * dev, 9.0)
+        if self.inward_scale > 0:
+            cost += self.inward_scale * p.inner_edge_weight * self._edges_crossed()
         return np.where(valid, cost, np.inf).astype(np.float32)
+
+    def _edges_crossed(self) -> np.ndarray:
+        """Per candidate border: significant edges crossed on the way out from the seed (a full step counts 1).
+
+        Where the lesion is iso-intense to its surroundings the cheapest border is often the
+        next fascia or fat plane outside it; charging for every edge passed prefers the first.
+        """
+        p = self.params
+        t = p.inner_edge_threshold
+        e = np.clip((self._edge - t) / (1.0 - t), 0.0, 1.0)
+        w = max(1, int(round(p.edge_width_mm / p.ray_step_mm)))  # a step's edge profile covers about w samples
+        crossed = np.cumsum(e, axis=-1) / w
+        # edges before the candidate border's own window
+        return np.concatenate([np.zeros_like(crossed[..., :w]), crossed[..., :-w]], axis=-1)
 
     def _optimise(self, cost: np.ndarray, constraints: Sequence[tuple] = ()) -> tuple[np.ndarray, np.ndarray]:
         """Radius per ray: neighbouring rays share costs, each takes its cheapest border, then a light smoothing."""
