@@ -257,6 +257,56 @@ class LesionSegmentationLogic:
         node, sid = ids[1]
         return SegmentResult(node, sid, segmentations.segment_names(node)[sid], result.volume_ml, result.qc, result.warnings)
 
+    def segmentImagesRegionGrowingToFile(
+        self,
+        images: Mapping[str, sitk.Image],
+        seeds: Any,
+        path: str | os.PathLike[str],
+        roi: Any = None,
+        segmentName: str = "Lesion",
+        parameters: RegionGrowingParameters | Mapping[str, Any] | None = None,
+        referenceSequence: str | None = None,
+        color: tuple[float, float, float] = LESION_COLORS[0],
+        backgroundPoints: Any = None,
+        sources: Mapping[str, str | os.PathLike[str]] | None = None,
+        checked: bool = False,
+    ) -> SegmentResult:
+        """As :meth:`segmentRegionGrowing` on SimpleITK images into a new ``.seg.nrrd`` file, without a scene.
+
+        The file is the one a new segmentation node would be saved as (the
+        reference sequence's whole grid, one segment; :mod:`SpineMetsCore.seg_nrrd`),
+        so a headless run skips slicer-core and the volume-node copies. Every
+        sequence must overlap the first, as :meth:`loadSequences` requires.
+        ``sources`` (sequence -> file) names the inputs in messages; ``checked``:
+        the caller ran :meth:`checkImages` already. The result carries no node.
+        """
+        from SpineMetsCore.seg_nrrd import write_labelmap_segmentation
+
+        from .region_growing import RegionGrowingParameters, grow_region
+
+        if not images:
+            raise InputError("sequences", "no image given")
+        first = next(iter(images))
+        for name, image in images.items():
+            if not volumes.images_overlap(image, images[first]):
+                where = (sources or {}).get(name)
+                raise GeometryError(f"sequence '{name}'" + (f" ({where})" if where else ""), f"does not overlap sequence '{first}'")
+        if not checked:
+            _check_images(images, {}, sources)
+        if isinstance(parameters, Mapping):
+            parameters = RegionGrowingParameters.from_dict(parameters)
+        result = grow_region(images, seeds, roi, parameters or RegionGrowingParameters(), referenceSequence,
+                             background_ras=as_ras_points(backgroundPoints, "background points", allow_empty=True))
+        # The crop's mask on the reference's whole grid: a new node's reference geometry is the whole volume.
+        reference = images[result.reference_sequence]
+        labelmap = sitk.Image(reference.GetSize(), sitk.sitkUInt8)
+        labelmap.CopyInformation(reference)
+        at = reference.TransformPhysicalPointToIndex(result.mask.GetOrigin())
+        labelmap = sitk.Paste(labelmap, result.mask, result.mask.GetSize(), [0, 0, 0], at)
+        written = write_labelmap_segmentation(labelmap, [segmentations.SegmentSpec(1, segmentName, tuple(color))], path)
+        sid, name = written[1]
+        return SegmentResult(None, sid, name, result.volume_ml, result.qc, result.warnings)
+
     def checkImages(
         self, images: Mapping[str, sitk.Image], sources: Mapping[str, str | os.PathLike[str]] | None = None
     ) -> list[QCFlag]:
