@@ -227,6 +227,13 @@ class SegmentCliTest(unittest.TestCase):
         self.assertNotEqual(expected["volume_ml"], first.summary()["volume_ml"], "test premise: the background click matters")
         segment.pop("id"), expected.pop("id")
         self.assertEqual(segment, expected)  # name, volume, qc (and warnings) identical
+        # the Logic on images held by the caller (not read by it) writes the same segment
+        from SpineMetsCore.dataio import read_image
+
+        held = logic.segmentImagesRegionGrowingToFile({n: read_image(p) for n, p in images.items()}, seeds, out.with_name("held.seg.nrrd"),
+                                                      tuple(self.roi), backgroundPoints=[tuple(background)])
+        self.assertIsNone(held.segmentation_node)
+        self.assertEqual({k: v for k, v in held.summary().items() if k != "id"}, expected)
 
         read = [read_segmentation(p) for p in (out, mrml_out)]
         try:
@@ -247,18 +254,25 @@ class SegmentCliTest(unittest.TestCase):
             for node in read:
                 remove_node_tree(node)
 
-        # bad inputs on the new-file path: the MRML path's messages, exit 2, no file
+        # bad inputs on the new-file path: the MRML path's (existing --out) messages, exit 2, no file
         new = self.root / "direct" / "bad.seg.nrrd"
+        shifted = np.concatenate([self.seed + 4.0, self.seed + 8.0])  # inside the image, without the seed: no crop
         for extra, message in [
             (["--seed-ras=0,0,9000"], "seed 1: RAS (0.0, 0.0, 9000.0) lies outside the image"),
+            ([f"--seed-ras={fmt(self.seed)};0,0,9000"], "seed 2: RAS (0.0, 0.0, 9000.0) lies outside the image"),
+            ([f"--seed-ras={fmt(self.seed)}", "--background-ras=0,0,9000"], "background point 1: RAS (0.0, 0.0, 9000.0) lies outside"),
+            ([f"--seed-ras={fmt(self.seed)}", f"--roi-ras={fmt(shifted)}"], "seed 1: RAS"),
             ([f"--seed-ras={fmt(self.seed)}", "--roi-ras=0,0,0,0,0,0"], "ROI box: is empty"),
             ([f"--seed-ras={fmt(self.seed)}", "--param", "nonsense=1"], "unknown setting"),
+            ([f"--seed-ras={fmt(self.seed)}", "--reference", "T9"], "T9"),
         ]:
             with self.subTest(message):
-                code, _, stderr = run_cli(["segment", "--method", "regiongrow", "--image", self.images[0], *extra, "--out", str(new)])
+                argv = ["segment", "--method", "regiongrow", *sum((["--image", f"{n}={p}"] for n, p in images.items()), []), *extra]
+                code, _, stderr = run_cli([*argv, "--out", str(new)])
                 self.assertEqual(code, 2)
                 self.assertIn(message, stderr)
                 self.assertFalse(new.exists())
+                self.assertEqual(run_cli([*argv, "--out", str(out)])[::2], (2, stderr))  # the MRML path says the same
 
     def test_image_arguments(self):
         self.assertEqual(parse_image_argument("T2=/data/a=b.nii.gz"), ("T2", Path("/data/a=b.nii.gz")))
