@@ -110,6 +110,9 @@ FEATURES_FLOOR = (  # what `spinemets features` loads (no MRML runtime; pandas f
 FLOORS["features"] = FEATURES_FLOOR
 # `segment --method unet` writes a new .seg.nrrd without a scene (SpineMetsCore.seg_nrrd): its floor loads no MRML runtime
 FLOORS["unet"] = FLOORS["unet"].replace("from SpineMetsCore.runtime import get_runtime; get_runtime(); ", "")
+# so does `segment --method regiongrow` (SimpleITK images, grow_region, seg_nrrd); appending to a file still loads MRML
+FLOORS["regiongrow"] = FLOORS["regiongrow"].replace("from SpineMetsCore.runtime import get_runtime; get_runtime(); ", "") \
+    + ", SpineMetsCore.seg_nrrd"
 RAW_PYRADIOMICS = (  # the plain script: the same parameter file, one sequence read at a time
     "import sys, SimpleITK as sitk, logging\n"
     "from radiomics.featureextractor import RadiomicsFeatureExtractor\n"

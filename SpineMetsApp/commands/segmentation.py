@@ -20,6 +20,7 @@ is rewritten atomically. Both commands print a JSON summary on stdout.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import math
@@ -102,16 +103,35 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     # --overwrite starts a new file instead. Either way, check writability first.
     prepare_output(out, overwrite=True)
     logic = LesionSegmentationLogic()
-    if region_growing:
+    appending = out.exists() and not args.overwrite
+    if region_growing and appending:
         nodes = logic.loadSequences(images, displayNodes=False)  # headless: nobody looks at them
+    elif region_growing:  # a new file: no volume nodes (nor slicer-core); each input read, checked and cut in turn
+        readers = {name: functools.partial(dataio.read_image, path, sequence=name) for name, path in images.items()}
     else:
         # The network needs no volume nodes: each input is held once, as a SimpleITK image.
         sitk_images = {name: dataio.read_image(path) for name, path in images.items()}
         logic.checkImages(sitk_images, sources=images)  # every input, before the model's own checks
-    existing = dataio.read_segmentation(out) if out.exists() and not args.overwrite else None
+    existing = dataio.read_segmentation(out) if appending else None
     if existing is not None:
         logger.info("adding to the segments of existing %s (pass --overwrite to start a new file)", out)
-    if region_growing:
+    if region_growing and existing is None:  # a new file: written directly, no scene (SpineMetsCore.seg_nrrd)
+        results = [
+            logic.segmentImagesRegionGrowingToFile(
+                readers,
+                seeds,
+                out,
+                roi,
+                segmentName=args.segment_name or "Lesion",
+                parameters=params,
+                referenceSequence=args.reference,
+                backgroundPoints=background,
+                sources=images,
+            )
+        ]
+        for message in results[0].warnings:
+            print(f"warning: {message}", file=sys.stderr)
+    elif region_growing:
         results = [
             logic.segmentRegionGrowing(
                 nodes,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -256,6 +256,102 @@ class LesionSegmentationLogic:
         )
         node, sid = ids[1]
         return SegmentResult(node, sid, segmentations.segment_names(node)[sid], result.volume_ml, result.qc, result.warnings)
+
+    def segmentImagesRegionGrowingToFile(
+        self,
+        images: Mapping[str, sitk.Image | Callable[[], sitk.Image]],
+        seeds: Any,
+        path: str | os.PathLike[str],
+        roi: Any = None,
+        segmentName: str = "Lesion",
+        parameters: RegionGrowingParameters | Mapping[str, Any] | None = None,
+        referenceSequence: str | None = None,
+        color: tuple[float, float, float] = LESION_COLORS[0],
+        backgroundPoints: Any = None,
+        sources: Mapping[str, str | os.PathLike[str]] | None = None,
+        checked: bool = False,
+    ) -> SegmentResult:
+        """As :meth:`segmentRegionGrowing` on SimpleITK images into a new ``.seg.nrrd`` file, without a scene.
+
+        ``images``: sequence -> image, or -> a function reading it (e.g. from a
+        file): each is then read and checked in turn and cut at once to what the
+        session reads, so one whole volume is held at a time. The file is the one a
+        new segmentation node would be saved as (the reference sequence's whole
+        grid, one segment; :mod:`SpineMetsCore.seg_nrrd`), so a headless run skips
+        slicer-core and the volume-node copies. Every sequence must overlap the
+        first, as :meth:`loadSequences` requires. ``sources`` (sequence -> file)
+        names the inputs in messages; ``checked``: they were checked already. The
+        result carries no node.
+        """
+        from SpineMetsCore.seg_nrrd import write_labelmap_segmentation
+
+        from .region_growing import RegionGrowingParameters, RegionGrowingSession, grow_region
+
+        if not images:
+            raise InputError("sequences", "no image given")
+        if isinstance(parameters, Mapping):
+            parameters = RegionGrowingParameters.from_dict(parameters)
+        params = parameters or RegionGrowingParameters()
+        seed_points = as_ras_points(seeds)
+        background_points = as_ras_points(backgroundPoints, "background points", allow_empty=True)
+        box = as_roi(roi)
+        names = list(images)
+        ref_name = referenceSequence or names[0]
+
+        def read(name: str, check: bool) -> sitk.Image:
+            value = images[name]
+            image = value if isinstance(value, sitk.Image) else value()
+            if check and not checked:
+                _check_images({name: image}, {}, sources)
+            return image
+
+        whole: dict[str, tuple[sitk.Image, volumes.Geometry]] = {}  # read, not cut yet (waiting for the reference)
+        crops: dict[str, sitk.Image] = {}
+        session_box: _SessionBox | None = None
+        cut = True  # False once a sequence cannot be cut: the session then sees whole volumes (and raises its error)
+        first: volumes.Geometry | None = None
+        for name in names:
+            image = read(name, check=True)
+            grid = volumes.Geometry.from_image(image)
+            if first is None:
+                first = grid
+            elif not volumes.images_overlap(grid, first):
+                where = (sources or {}).get(name)
+                raise GeometryError(f"sequence '{name}'" + (f" ({where})" if where else ""), f"does not overlap sequence '{names[0]}'")
+            whole[name] = (image, grid)
+            del image
+            if name == ref_name:
+                session_box = _SessionBox.find(grid, seed_points[0], box, params)
+                cut = session_box is not None
+            if session_box is not None and cut:
+                for held in list(whole):
+                    held_image, held_grid = whole[held]
+                    part = session_box.part(held_grid)
+                    crop = None if part is None else sitk.RegionOfInterest(
+                        held_image, [int(h - lo + 1) for lo, h in zip(*part, strict=True)], [int(v) for v in part[0]])
+                    if crop is None or not session_box.keeps(held_grid, crop):
+                        cut = False
+                        break
+                    crops[held] = crop
+                    del whole[held], held_image
+        if session_box is not None and cut:
+            session = RegionGrowingSession({name: crops[name] for name in names}, seed_points[0], box, params, referenceSequence)
+            del crops
+            session_box.crop().check_clicks(seed_points, background_points, session.box)
+            result = grow_region({}, seed_points, box, params, referenceSequence, background_ras=background_points, session=session)
+            reference = session_box.ref_grid
+        else:  # no crop: whole volumes (read again where cut already), as the MRML path does
+            full = {name: whole[name][0] if name in whole else read(name, check=False) for name in names}
+            result = grow_region(full, seed_points, box, params, referenceSequence, background_ras=background_points)
+            reference = volumes.Geometry.from_image(full[result.reference_sequence])
+        # The crop's mask on the reference's whole grid: a new node's reference geometry is the whole volume.
+        labelmap = sitk.Image([int(v) for v in reference.size], sitk.sitkUInt8)
+        volumes.apply_geometry(labelmap, reference)
+        at = labelmap.TransformPhysicalPointToIndex(result.mask.GetOrigin())
+        labelmap = sitk.Paste(labelmap, result.mask, result.mask.GetSize(), [0, 0, 0], at)
+        written = write_labelmap_segmentation(labelmap, [segmentations.SegmentSpec(1, segmentName, tuple(color))], path)
+        sid, name = written[1]
+        return SegmentResult(None, sid, name, result.volume_ml, result.qc, result.warnings)
 
     def checkImages(
         self, images: Mapping[str, sitk.Image], sources: Mapping[str, str | os.PathLike[str]] | None = None
@@ -581,6 +677,43 @@ class _Crop:
                 raise InputError(f"background point {n + 1}", f"lies outside the {box.name}")
 
 
+@dataclass(frozen=True)
+class _SessionBox:
+    """The index box a region-growing session cuts from the whole reference grid, and what other grids must cover."""
+
+    ref_grid: volumes.Geometry
+    lo: np.ndarray
+    hi: np.ndarray
+    crop_grid: volumes.Geometry
+    corners_lps: np.ndarray
+
+    @classmethod
+    def find(cls, ref_grid: volumes.Geometry, seed: Any, box: RoiBox | None, params: RegionGrowingParameters) -> _SessionBox | None:
+        """None where no crop exists (seed outside the ROI, ROI off the image): the session then sees whole volumes."""
+        region = box if box is not None else RoiBox.around([seed], params.default_roi_margin_mm)
+        bounds = volumes.index_box(ref_grid, volumes.ras_to_lps(region.corners_ras()), pad=1) if region.contains(seed) else None
+        if bounds is None:
+            return None
+        lo, hi = bounds
+        crop_grid = volumes.crop_geometry(ref_grid, lo, hi)
+        corners = np.array([[i, j, k, 1.0] for i in (0, crop_grid.size[0] - 1) for j in (0, crop_grid.size[1] - 1)
+                            for k in (0, crop_grid.size[2] - 1)])
+        return cls(ref_grid, lo, hi, crop_grid, (crop_grid.ijk_to_lps() @ corners.T).T[:, :3])
+
+    def part(self, grid: volumes.Geometry) -> tuple[np.ndarray, np.ndarray] | None:
+        """The index box of ``grid`` to keep: the session's own box on the reference grid, else its cover + 2 voxels."""
+        if grid.same_grid(self.ref_grid):
+            return self.lo, self.hi
+        return volumes.index_box(grid, self.corners_lps, pad=2) if volumes.images_overlap(grid, self.ref_grid) else None
+
+    def keeps(self, grid: volumes.Geometry, crop: sitk.Image) -> bool:
+        """A crop of another grid must still overlap the session's crop (else the session's own error is wanted)."""
+        return grid.same_grid(self.ref_grid) or volumes.images_overlap(crop, self.crop_grid)
+
+    def crop(self) -> _Crop:
+        return _Crop(self.ref_grid, self.lo, self.hi)
+
+
 def _region_growing_images(
     nodes: Mapping[str, Any], seed: Any, box: RoiBox | None, params: RegionGrowingParameters, reference: str | None
 ) -> tuple[dict[str, sitk.Image], _Crop | None]:
@@ -595,29 +728,20 @@ def _region_growing_images(
     """
     ref_name = reference or next(iter(nodes))
     if ref_name in nodes:
-        region = box if box is not None else RoiBox.around([seed], params.default_roi_margin_mm)
         ref_grid = volumes.node_geometry(nodes[ref_name])
-        bounds = volumes.index_box(ref_grid, volumes.ras_to_lps(region.corners_ras()), pad=1) if region.contains(seed) else None
-        if bounds is not None:
-            lo, hi = bounds
-            crop_grid = volumes.crop_geometry(ref_grid, lo, hi)
-            corners = np.array([[i, j, k, 1.0] for i in (0, crop_grid.size[0] - 1) for j in (0, crop_grid.size[1] - 1)
-                                for k in (0, crop_grid.size[2] - 1)])
-            corners_lps = (crop_grid.ijk_to_lps() @ corners.T).T[:, :3]
+        session_box = _SessionBox.find(ref_grid, seed, box, params)
+        if session_box is not None:
             images: dict[str, sitk.Image] = {}
             for name, node in nodes.items():
                 grid = ref_grid if node is nodes[ref_name] else volumes.node_geometry(node)
-                if grid.same_grid(ref_grid):
-                    images[name] = volumes.volume_crop_to_sitk(node, lo, hi, grid)
-                    continue
-                part = volumes.index_box(grid, corners_lps, pad=2) if volumes.images_overlap(grid, ref_grid) else None
+                part = session_box.part(grid)
                 if part is None:
                     break
                 images[name] = volumes.volume_crop_to_sitk(node, *part, grid)
-                if not volumes.images_overlap(images[name], crop_grid):
+                if not session_box.keeps(grid, images[name]):
                     break
             else:
-                return images, _Crop(ref_grid, lo, hi)
+                return images, session_box.crop()
     return {name: volumes.volume_to_sitk(node) for name, node in nodes.items()}, None
 
 

@@ -179,6 +179,101 @@ class SegmentCliTest(unittest.TestCase):
         self.assertIn("nope.nrrd: does not exist", stderr)
         self.assertEqual([p.name for p in out.parent.iterdir()], ["lesions.seg.nrrd"], "temporary files left behind")
 
+    def test_new_file_without_a_scene_equals_the_mrml_path(self):
+        """A new --out is written from SimpleITK images without slicer-core: the same file and summary as MRML's.
+
+        With a foreground and a background correction, and T2 on another grid
+        (resampled onto the reference inside the ROI by both paths).
+        """
+        from SpineMetsSegmentLib.logic import LesionSegmentationLogic
+
+        from SpineMetsCore.runtime import remove_node_tree
+
+        t1 = self.case.images["T1"]
+        other = sitk.Resample(self.case.images["T2"], [int(n * 0.7) for n in t1.GetSize()], sitk.Transform(), sitk.sitkLinear,
+                              np.add(t1.GetOrigin(), (0.7, -0.4, 1.1)).tolist(), [v / 0.7 for v in t1.GetSpacing()],
+                              t1.GetDirection(), 0.0, sitk.sitkFloat32)
+        sitk.WriteImage(other, str(self.root / "t2_other.nrrd"))
+        images = {"T1": self.images[0].split("=", 1)[1], "T2": str(self.root / "t2_other.nrrd"),
+                  "STIR": self.images[2].split("=", 1)[1]}
+        logic = LesionSegmentationLogic()
+        nodes = logic.loadSequences(images, displayNodes=False)
+        self.addCleanup(lambda: [remove_node_tree(n) for n in nodes.values()])
+        seeds = [tuple(self.seed), tuple(self.seed + (0.5, 0.0, 0.0))]
+        first = logic.segmentRegionGrowing(nodes, seeds, tuple(self.roi))
+        self.addCleanup(remove_node_tree, first.segmentation_node)
+        mask = sitk.GetArrayFromImage(segmentations.segment_to_mask(first.segmentation_node, first.segment_id, t1)).astype(bool)
+        voxels = np.argwhere(mask)
+        k, j, i = voxels[np.argmax(np.linalg.norm(voxels - voxels.mean(axis=0), axis=1))]  # farthest from the centre
+        background = np.asarray(t1.TransformIndexToPhysicalPoint((int(i), int(j), int(k)))) * (-1, -1, 1)
+        mrml = logic.segmentRegionGrowing(nodes, seeds, tuple(self.roi), segmentName="Lesion", backgroundPoints=[tuple(background)])
+        self.addCleanup(remove_node_tree, mrml.segmentation_node)
+        mrml_out = self.root / "direct" / "mrml.seg.nrrd"
+        mrml_out.parent.mkdir(exist_ok=True)
+        logic.saveSegmentation(mrml.segmentation_node, mrml_out)
+
+        out = self.root / "direct" / "lesions.seg.nrrd"
+        argv = ["segment", "--method", "region-growing", *sum((["--image", f"{n}={p}"] for n, p in images.items()), []),
+                f"--seed-ras={fmt(seeds[0])};{fmt(seeds[1])}", f"--background-ras={fmt(background)}",
+                "--roi-ras", fmt(self.roi), "--out", str(out)]
+        code = f"import sys\nfrom SpineMetsApp.cli import main\nrc = main({argv!r})\nprint('SLICER=' + str('slicer' in sys.modules))\n"
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+        self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+        stdout, flag = proc.stdout.rsplit("SLICER=", 1)
+        self.assertEqual(flag.strip(), "False", "a new file is written without importing slicer-core")
+        summary = json.loads(stdout)
+        (segment,) = summary["segments"]
+        expected = mrml.summary()
+        self.assertNotEqual(expected["volume_ml"], first.summary()["volume_ml"], "test premise: the background click matters")
+        segment.pop("id"), expected.pop("id")
+        self.assertEqual(segment, expected)  # name, volume, qc (and warnings) identical
+        # the Logic on images held by the caller (not read by it) writes the same segment
+        from SpineMetsCore.dataio import read_image
+
+        held = logic.segmentImagesRegionGrowingToFile({n: read_image(p) for n, p in images.items()}, seeds, out.with_name("held.seg.nrrd"),
+                                                      tuple(self.roi), backgroundPoints=[tuple(background)])
+        self.assertIsNone(held.segmentation_node)
+        self.assertEqual({k: v for k, v in held.summary().items() if k != "id"}, expected)
+
+        read = [read_segmentation(p) for p in (out, mrml_out)]
+        try:
+            (direct_map, direct_names), (mrml_map, mrml_names) = (segmentations.segmentation_to_labelmap(n) for n in read)
+            self.assertEqual(list(direct_names.values()), ["Lesion"])
+            self.assertEqual(direct_names, mrml_names)
+            np.testing.assert_array_equal(sitk.GetArrayViewFromImage(direct_map), sitk.GetArrayViewFromImage(mrml_map))
+            self.assertFalse(sitk.GetArrayViewFromImage(direct_map)[k, j, i], "the background click's voxel is background")
+            self.assertEqual(direct_map.GetSize(), mrml_map.GetSize())
+            np.testing.assert_allclose(direct_map.GetOrigin(), mrml_map.GetOrigin(), atol=1e-9)
+            np.testing.assert_allclose(direct_map.GetDirection(), mrml_map.GetDirection(), atol=1e-12)
+            np.testing.assert_allclose(direct_map.GetSpacing(), mrml_map.GetSpacing(), atol=1e-12)
+            colors = [n.GetSegmentation().GetNthSegment(0).GetColor() for n in read]
+            self.assertEqual(colors[0], colors[1])
+            geometry = [n.GetSegmentation().GetConversionParameter("Reference image geometry") for n in read]
+            np.testing.assert_allclose(*([float(v) for v in g.strip(";").split(";")] for g in geometry), rtol=1e-12)
+        finally:
+            for node in read:
+                remove_node_tree(node)
+
+        # bad inputs on the new-file path: the MRML path's (existing --out) messages, exit 2, no file
+        new = self.root / "direct" / "bad.seg.nrrd"
+        shifted = np.concatenate([self.seed + 4.0, self.seed + 8.0])  # inside the image, without the seed: no crop
+        for extra, message in [
+            (["--seed-ras=0,0,9000"], "seed 1: RAS (0.0, 0.0, 9000.0) lies outside the image"),
+            ([f"--seed-ras={fmt(self.seed)};0,0,9000"], "seed 2: RAS (0.0, 0.0, 9000.0) lies outside the image"),
+            ([f"--seed-ras={fmt(self.seed)}", "--background-ras=0,0,9000"], "background point 1: RAS (0.0, 0.0, 9000.0) lies outside"),
+            ([f"--seed-ras={fmt(self.seed)}", f"--roi-ras={fmt(shifted)}"], "seed 1: RAS"),
+            ([f"--seed-ras={fmt(self.seed)}", "--roi-ras=0,0,0,0,0,0"], "ROI box: is empty"),
+            ([f"--seed-ras={fmt(self.seed)}", "--param", "nonsense=1"], "unknown setting"),
+            ([f"--seed-ras={fmt(self.seed)}", "--reference", "T9"], "T9"),
+        ]:
+            with self.subTest(message):
+                argv = ["segment", "--method", "regiongrow", *sum((["--image", f"{n}={p}"] for n, p in images.items()), []), *extra]
+                code, _, stderr = run_cli([*argv, "--out", str(new)])
+                self.assertEqual(code, 2)
+                self.assertIn(message, stderr)
+                self.assertFalse(new.exists())
+                self.assertEqual(run_cli([*argv, "--out", str(out)])[::2], (2, stderr))  # the MRML path says the same
+
     def test_image_arguments(self):
         self.assertEqual(parse_image_argument("T2=/data/a=b.nii.gz"), ("T2", Path("/data/a=b.nii.gz")))
         self.assertEqual(parse_image_argument("/data/case_T1.nii.gz"), ("case_T1", Path("/data/case_T1.nii.gz")))
