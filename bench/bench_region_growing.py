@@ -41,46 +41,17 @@ FLIP = np.array([-1.0, -1.0, 1.0])
 
 
 def growcut_seconds(image, seed_ras, roi_corners) -> float:
-    """Wall time of vtkImageGrowCutSegment on the ROI crop (seeds: a 3 mm stroke + the ROI border)."""
-    import SimpleITK as sitk
-    import slicer  # noqa: F401  (loads slicer-core's VTK classes)
-    import vtk
-    from SpineMetsSegmentLib.seeds import RoiBox
-    from vtk.util import numpy_support
+    """Wall time of vtkImageGrowCutSegment on the ROI crop (seeds: a 3 mm stroke + the ROI border).
 
-    box = RoiBox.from_corners(roi_corners)
-    lo, hi = box.index_bounds(image)
-    crop = sitk.RegionOfInterest(image, [int(v) for v in hi - lo + 1], [int(v) for v in lo])
-    array = sitk.GetArrayFromImage(crop).astype(np.float32)
-    seeds = np.zeros(array.shape, dtype=np.int16)
-    seeds[0, :, :] = seeds[-1, :, :] = seeds[:, 0, :] = seeds[:, -1, :] = seeds[:, :, 0] = seeds[:, :, -1] = 2
-    k, j, i = np.array(crop.TransformPhysicalPointToIndex(tuple(np.asarray(seed_ras) * FLIP)))[::-1]
-    spacing = np.array(crop.GetSpacing()[::-1])
-    grid = np.stack(np.meshgrid(*[np.arange(n) for n in array.shape], indexing="ij"), axis=-1)
-    seeds[np.sum(((grid - (k, j, i)) * spacing) ** 2, axis=-1) <= 9.0] = 1
-    # vtkImageGrowCutSegment never processes an image's outermost voxel layer: background seeds
-    # painted on the crop's own border would be ignored and everything else would turn foreground
-    # (a degenerate, unfair run). Pad by one replicated voxel so the ROI border really is background.
-    array = np.pad(array, 1, mode="edge")
-    seeds = np.pad(seeds, 1)
+    The seeding and the filter call are the phantom evaluation's (one Grow-from-seeds
+    for both): its crop is padded by one voxel, since the filter never visits an
+    image's outermost layer and border background seeds would otherwise be ignored.
+    """
+    from eval_region_growing_phantom import grow_from_seeds_timed, roi_crop, stroke_seeds
 
-    def to_vtk(values: np.ndarray, vtk_type: int) -> vtk.vtkImageData:
-        data = vtk.vtkImageData()
-        data.SetDimensions(values.shape[2], values.shape[1], values.shape[0])
-        data.SetSpacing(*crop.GetSpacing())
-        data.GetPointData().SetScalars(numpy_support.numpy_to_vtk(values.ravel(), deep=True, array_type=vtk_type))
-        return data
-
-    intensity = to_vtk(array, vtk.VTK_FLOAT)
-    seed_volume = to_vtk(seeds, vtk.VTK_SHORT)
-    start = time.perf_counter()
-    growcut = slicer.vtkImageGrowCutSegment()
-    growcut.SetIntensityVolume(intensity)
-    growcut.SetSeedLabelVolume(seed_volume)
-    growcut.Update()
-    elapsed = time.perf_counter() - start
-    labels = numpy_support.vtk_to_numpy(growcut.GetOutput().GetPointData().GetScalars())
-    foreground = float(np.mean(labels == 1))
+    crop, _ = roi_crop(image, roi_corners)
+    labels, elapsed = grow_from_seeds_timed(crop, stroke_seeds(crop, np.asarray(seed_ras) * FLIP))
+    foreground = float(np.mean(labels))
     if not 0.0 < foreground < 0.9:
         raise RuntimeError(f"GrowCut labelled {foreground:.0%} of the ROI foreground: a degenerate run, not a comparison")
     return elapsed

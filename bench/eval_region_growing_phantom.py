@@ -56,10 +56,7 @@ THREADS = 2
 FLIP = np.array([-1.0, -1.0, 1.0])
 BASE_METHODS = ("ours", "growcut", "confidence", "band2mm")
 
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = int(a.sum()) + int(b.sum())
-    return 2.0 * float(np.logical_and(a, b).sum()) / total if total else 1.0
+from eval_region_growing_real import dice, simulated_user  # noqa: E402  (the bench folder is the script's own)
 
 
 def roi_crop(image, roi_ras):
@@ -72,14 +69,19 @@ def roi_crop(image, roi_ras):
     return crop, lo
 
 
-def growcut(crop, seed_lps) -> np.ndarray:
-    """Slicer's Grow-from-seeds on the crop: 3 mm stroke at the click, ROI border as background."""
+def stroke_seeds(crop, seed_lps) -> np.ndarray:
+    """Seeds as the effect is used with one click: a ``STROKE_MM`` ball of lesion (1) at the click."""
     seeds = np.zeros(crop.GetSize()[::-1], dtype=np.int16)
     k, j, i = np.array(crop.TransformPhysicalPointToIndex(tuple(seed_lps)))[::-1]
     spacing = np.array(crop.GetSpacing()[::-1])
     grid = np.stack(np.meshgrid(*[np.arange(n) for n in seeds.shape], indexing="ij"), axis=-1)
     seeds[np.sum(((grid - (k, j, i)) * spacing) ** 2, axis=-1) <= STROKE_MM**2] = 1
-    return grow_from_seeds(crop, seeds)
+    return seeds
+
+
+def growcut(crop, seed_lps) -> np.ndarray:
+    """Slicer's Grow-from-seeds on the crop: 3 mm stroke at the click, ROI border as background."""
+    return grow_from_seeds(crop, stroke_seeds(crop, seed_lps))
 
 
 def band_reference(crop, truth: np.ndarray, band_mm: float = BAND_MM) -> np.ndarray:
@@ -98,6 +100,11 @@ def band_reference(crop, truth: np.ndarray, band_mm: float = BAND_MM) -> np.ndar
 
 def grow_from_seeds(crop, seeds: np.ndarray) -> np.ndarray:
     """vtkImageGrowCutSegment on the crop with ``seeds`` (1 lesion, 2 background) plus the ROI border as background."""
+    return grow_from_seeds_timed(crop, seeds)[0]
+
+
+def grow_from_seeds_timed(crop, seeds: np.ndarray) -> tuple[np.ndarray, float]:
+    """:func:`grow_from_seeds` and the wall seconds of the filter's own work (its Update, not the conversions)."""
     import SimpleITK as sitk
     import slicer
     import vtk
@@ -118,12 +125,15 @@ def grow_from_seeds(crop, seeds: np.ndarray) -> np.ndarray:
         data.GetPointData().SetScalars(numpy_support.numpy_to_vtk(values.ravel(), deep=True, array_type=vtk_type))
         return data
 
+    intensity, seed_volume = to_vtk(array, vtk.VTK_FLOAT), to_vtk(seeds, vtk.VTK_SHORT)
+    start = time.perf_counter()
     filt = slicer.vtkImageGrowCutSegment()
-    filt.SetIntensityVolume(to_vtk(array, vtk.VTK_FLOAT))
-    filt.SetSeedLabelVolume(to_vtk(seeds, vtk.VTK_SHORT))
+    filt.SetIntensityVolume(intensity)
+    filt.SetSeedLabelVolume(seed_volume)
     filt.Update()
+    elapsed = time.perf_counter() - start
     labels = numpy_support.vtk_to_numpy(filt.GetOutput().GetPointData().GetScalars()).reshape(array.shape)
-    return labels[1:-1, 1:-1, 1:-1] == 1
+    return labels[1:-1, 1:-1, 1:-1] == 1, elapsed
 
 
 def confidence(crop, seed_lps) -> np.ndarray:
@@ -138,7 +148,6 @@ def confidence(crop, seed_lps) -> np.ndarray:
 def corrected(case, seed_ras, roi, full_truth: np.ndarray, corrections: int) -> float:
     """Dice after ``corrections`` simulated corrective clicks (session reused, as in the tool)."""
     import SimpleITK as sitk
-    from eval_region_growing_real import next_click
     from SpineMetsSegmentLib.region_growing import RegionGrowingSession
 
     session = RegionGrowingSession(case.images, seed_ras, roi)
@@ -147,16 +156,8 @@ def corrected(case, seed_ras, roi, full_truth: np.ndarray, corrections: int) -> 
     truth_image.CopyInformation(case.lesion_mask)
     truth = sitk.GetArrayFromImage(sitk.Resample(truth_image, session.crop, sitk.Transform(), sitk.sitkNearestNeighbor)) > 0
     outside = int(full_truth.sum()) - int(truth.sum())
-    spacing = np.array(session.crop.GetSpacing()[::-1])
-    clicks: list = []
-    for _ in range(corrections):
-        click = next_click(truth, pred, spacing)
-        if click is None:
-            break
-        (k, j, i), foreground = click
-        ras = tuple(float(v) for v in np.array(session.crop.TransformIndexToPhysicalPoint((int(i), int(j), int(k)))) * FLIP)
-        clicks.append((ras, foreground))
-        pred, _, _ = session.segment_clicks(clicks)
+    for corrected, _ in simulated_user(session, truth, pred, corrections):
+        pred = corrected
     return 2.0 * float((pred & truth).sum()) / max(int(pred.sum()) + int(truth.sum()) + outside, 1)
 
 

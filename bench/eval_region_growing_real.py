@@ -109,6 +109,26 @@ def next_click(truth: np.ndarray, pred: np.ndarray, spacing_kji: np.ndarray) -> 
     return np.array(np.unravel_index(int(np.argmax(depth)), depth.shape)), best[2]
 
 
+def simulated_user(session, truth: np.ndarray, pred: np.ndarray, clicks: int) -> Iterator[tuple[np.ndarray, float]]:
+    """Up to ``clicks`` corrections, each at the centre of the largest error: each new mask and its seconds.
+
+    ``truth`` and ``pred`` are on the session's crop; the clicks accumulate, so the
+    session extends its cached state one click at a time, as in interactive use.
+    """
+    spacing = np.array(session.crop.GetSpacing()[::-1])
+    done: list[tuple[tuple[float, ...], bool]] = []
+    for _ in range(clicks):
+        click = next_click(truth, pred, spacing)
+        if click is None:
+            return
+        (k, j, i), foreground = click
+        ras = tuple(float(v) for v in np.array(session.crop.TransformIndexToPhysicalPoint((int(i), int(j), int(k)))) * FLIP)
+        done.append((ras, foreground))
+        start = time.perf_counter()
+        pred, _, _ = session.segment_clicks(done)
+        yield pred, time.perf_counter() - start
+
+
 def evaluate_case(images: dict, mask, max_clicks: int) -> dict:
     import SimpleITK as sitk
     from SpineMetsSegmentLib.region_growing import RegionGrowingSession
@@ -121,22 +141,12 @@ def evaluate_case(images: dict, mask, max_clicks: int) -> dict:
     truth_crop = sitk.Resample(mask, session.crop, sitk.Transform(), sitk.sitkNearestNeighbor)
     truth = sitk.GetArrayFromImage(truth_crop) > 0
     outside = int((sitk.GetArrayViewFromImage(mask) > 0).sum()) - int(truth.sum())  # lesion outside the crop
-    spacing = np.array(session.crop.GetSpacing()[::-1])
     dices = [dice(truth, pred) if outside == 0 else 2 * (truth & pred).sum() / (truth.sum() + outside + pred.sum())]
     volume_ratio = float(pred.sum()) / max(float(truth.sum() + outside), 1.0)  # one click's volume / the expert's
-    clicks: list[tuple[tuple[float, ...], bool]] = []
     correction_s = []
-    for _ in range(max_clicks - 1):
-        click = next_click(truth, pred, spacing)
-        if click is None:
-            break
-        (k, j, i), foreground = click
-        ras = tuple(float(v) for v in np.array(session.crop.TransformIndexToPhysicalPoint((int(i), int(j), int(k)))) * FLIP)
-        clicks.append((ras, foreground))
-        t0 = time.perf_counter()
-        pred, _, _ = session.segment_clicks(clicks)
-        correction_s.append(time.perf_counter() - t0)
-        dices.append(dice(truth, pred))
+    for corrected, seconds in simulated_user(session, truth, pred, max_clicks - 1):
+        correction_s.append(seconds)
+        dices.append(dice(truth, corrected))
     dices += [dices[-1]] * (max_clicks - len(dices))
 
     def noc(level: float) -> int:
