@@ -49,6 +49,8 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / p) for p in ("", "SpineMetsSegment", "SpineMetsClassifier")]
 
+from controls import machine_parallel_speedup  # noqa: E402  (bench/, the script's own folder)
+
 N_CASES = 48
 SEQUENCES = ("T1", "T2", "STIR", "T1CE")
 SPEEDUP_FRACTION_GOAL = 0.9
@@ -82,35 +84,6 @@ def raw_case(extractors, row) -> dict[str, float]:
             name = key.replace("original_shape_", "shape_") if "_shape_" in key else f"{seq}_{key}"
             values[name] = float(value)
     return values
-
-
-def _burn(n: int) -> float:
-    """Pure-Python CPU work: the control for how much parallelism the machine allows right now."""
-    total = 0
-    for i in range(n):
-        total += i * i
-    return float(total)
-
-
-def machine_parallel_speedup(n: int = 8_000_000) -> float:
-    """Speedup of two processes over one on identical CPU-bound work, measured now.
-
-    On an idle 2-core machine this is ~2; when other jobs hold a core it drops
-    towards 1, and so must any honest parallel speedup measured at the same time.
-    """
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    start = time.perf_counter()
-    _burn(n)
-    _burn(n)
-    serial = time.perf_counter() - start
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        list(pool.map(_burn, [1000, 1000]))  # start-up excluded: it is not the machine's parallelism
-        start = time.perf_counter()
-        list(pool.map(_burn, [n, n]))
-        parallel = time.perf_counter() - start
-    return serial / parallel
 
 
 def _children_cpu() -> float:

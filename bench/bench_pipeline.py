@@ -32,34 +32,12 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / p) for p in ("", "SpineMetsSegment", "SpineMetsClassifier")]
 
+from controls import machine_parallel_speedup  # noqa: E402  (bench/, the script's own folder)
+
 N_CASES = 16
 OVERHEAD_GOAL = 1.15
 SPEEDUP_FRACTION_GOAL = 0.9
 CONFIG = {"segmentation": {"method": "region_growing"}, "features": {"radiomics": True}}
-
-
-def _burn(n: int) -> int:
-    total = 0
-    for i in range(n):
-        total += i * i % 7
-    return total
-
-
-def machine_parallel_speedup(n: int = 6_000_000) -> float:
-    """Two processes vs one on identical CPU work, measured now (about 2 on an idle 2-core machine)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    start = time.perf_counter()
-    _burn(n)
-    _burn(n)
-    serial = time.perf_counter() - start
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        list(pool.map(_burn, [1000, 1000]))
-        start = time.perf_counter()
-        list(pool.map(_burn, [n, n]))
-        parallel = time.perf_counter() - start
-    return serial / parallel
 
 
 def raw_loop(plan) -> dict[str, dict]:
