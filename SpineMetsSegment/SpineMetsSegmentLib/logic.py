@@ -224,9 +224,7 @@ class LesionSegmentationLogic:
         """
         from .region_growing import RegionGrowingParameters, RegionGrowingSession, grow_region
 
-        if isinstance(parameters, Mapping):
-            parameters = RegionGrowingParameters.from_dict(parameters)
-        params = parameters or RegionGrowingParameters()
+        params = RegionGrowingParameters.coerce(parameters)
         nodes = self._namedVolumes(volumeNodes)
         seed_points = as_ras_points(seeds)
         box = as_roi(roi)
@@ -289,9 +287,7 @@ class LesionSegmentationLogic:
 
         if not images:
             raise InputError("sequences", "no image given")
-        if isinstance(parameters, Mapping):
-            parameters = RegionGrowingParameters.from_dict(parameters)
-        params = parameters or RegionGrowingParameters()
+        params = RegionGrowingParameters.coerce(parameters)
         seed_points = as_ras_points(seeds)
         background_points = as_ras_points(backgroundPoints, "background points", allow_empty=True)
         box = as_roi(roi)

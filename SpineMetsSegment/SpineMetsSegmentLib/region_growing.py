@@ -198,6 +198,13 @@ class RegionGrowingParameters:
             raise InputError("region growing parameters", f"unknown setting(s) {unknown}; known: {sorted(known)}")
         return cls(**dict(values))
 
+    @classmethod
+    def coerce(cls, value: RegionGrowingParameters | Mapping[str, Any] | None) -> RegionGrowingParameters:
+        """Parameters as callers give them: an instance, a mapping of settings (checked) or None (the defaults)."""
+        if isinstance(value, Mapping):
+            return cls.from_dict(value)
+        return value or cls()
+
 
 @dataclass
 class RegionGrowingResult:
