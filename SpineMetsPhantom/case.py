@@ -127,7 +127,8 @@ def generate_case(
     if config.realism:
         anatomy.fat_modulation = marrow_islands(rng_real, grid)
         for les in rendered:
-            les.texture = roughen_lesion(
+            # the extra foci replace version 1's: the natural seed (deepest voxel outside foci) avoids them too
+            les.texture, les.focus = roughen_lesion(
                 rng_real, grid, les.start, les.stop, les.field_box, les.plan.homogeneity, les.plan.focus_type,  # type: ignore[arg-type]
                 les.plan.pattern, les.base, les.focus, les.mask, les.distance, SEQUENCES,  # type: ignore[arg-type]
             )

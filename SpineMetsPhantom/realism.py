@@ -137,12 +137,14 @@ def roughen_lesion(
     mask: np.ndarray,
     distance: np.ndarray,
     sequences: tuple[str, ...],
-) -> dict[str, np.ndarray]:
-    """Realistic texture of one lesion on its crop (multiplies the painted signal).
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Realistic texture of one lesion on its crop (multiplies the painted signal), and its foci.
 
     ``base`` and ``focus`` are version 1's texture and foci, ``distance`` the signed
     distance (mm, negative inside) to the lesion's surface. The fields cover the plan's
-    millimetre box ``field_box``, so the texture does not depend on the grid.
+    millimetre box ``field_box``, so the texture does not depend on the grid. The foci
+    returned (0..1) include the extra necrotic/sclerotic parts: the lesion's natural seed
+    must avoid them as it avoids version 1's.
     """
     lo_mm, hi_mm = field_box
     cells = SmoothField(rng, hi_mm, LESION_TEXTURE_CORR_MM, lo_mm=lo_mm).sample(grid, start, stop)
@@ -168,7 +170,7 @@ def roughen_lesion(
         if seq == "T1CE" and pattern != "sclerotic":
             t = t * (1.0 + np.float32(RIM_ENHANCEMENT) * (rim - 0.5))
         texture[seq] = np.maximum(t, 0.05).astype(np.float32)
-    return texture
+    return texture, np.asarray(focus, dtype=np.float32)
 
 
 def oedema_halo(

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import functools
 import unittest
+from unittest import mock
 
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+import SpineMetsPhantom.case as case_module
 from SpineMetsPhantom import (
     NORMAL_MARROW,
     PHANTOM_VERSION,
@@ -133,6 +135,32 @@ class HeterogeneityTest(unittest.TestCase):
         self.assertTrue(0.22 <= median[(True, "heterogeneous")] <= 0.6, median)
         self.assertGreater(median[(True, "heterogeneous")], 1.2 * median[(False, "heterogeneous")])
         self.assertGreater(median[(True, "heterogeneous")], 2.0 * median[(True, "homogeneous")])
+
+    def test_natural_seed_avoids_the_extra_foci(self) -> None:
+        """``LesionInfo.seed_index`` is the deepest voxel outside *every* focus, the realism's extra ones included.
+
+        Version 2 adds necrotic/sclerotic parts (~20 % of the lesion) to version 1's foci (~15 %);
+        a seed inside one of them (8 of 33 lesions of the region-growing test's cases before
+        this was fixed) is no interior click of the lesion matrix, and the separability and
+        ``best_sequence`` measured from it describe the focus instead.
+        """
+        seen: list[tuple[float, float, str]] = []
+
+        def recording(grid, les, labels):
+            seed = seed_voxel(grid, les, labels)
+            local = tuple(s - sl.start for s, sl in zip(seed, les.slices, strict=True))
+            seen.append((float(les.focus[les.mask].mean()), float(les.focus[local]), les.plan.homogeneity))
+            return seed
+
+        seed_voxel = case_module._seed_voxel
+        with mock.patch.object(case_module, "_seed_voxel", recording):
+            for index in range(4):
+                generate_case(case_seed(7, index), f"s{index}", config=PhantomConfig(bias_field=False, noise=False))
+        hetero = [(share, at_seed) for share, at_seed, homogeneity in seen if homogeneity == "heterogeneous"]
+        self.assertGreater(len(hetero), 2)
+        # the foci the seed avoids are the realistic ones: ~35 % of a heterogeneous lesion, not version 1's ~15 %
+        self.assertGreater(float(np.median([share for share, _ in hetero])), 0.28)
+        self.assertTrue(all(at_seed < 0.5 for _, at_seed, _ in seen), seen)
 
 
 class SimilarNeighbourTest(unittest.TestCase):
