@@ -40,6 +40,19 @@ def lesion_trials(case, margin_mm=ROI_MARGIN_MM):
         yield lesion, seed, (*lo, *hi), truth
 
 
+def deepest_click(truth, margin_mm=ROI_MARGIN_MM):
+    """The real sets' protocol: one click at the mask's deepest point, ROI = mask bounding box + ``margin_mm``."""
+    mask = sitk.GetArrayFromImage(truth).astype(bool)
+    depth = ndimage.distance_transform_edt(mask, sampling=truth.GetSpacing()[::-1])
+    k, j, i = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    seed = lps_to_ras(truth.TransformIndexToPhysicalPoint((int(i), int(j), int(k))))
+    idx = np.argwhere(mask)
+    corners = np.array([lps_to_ras(truth.TransformIndexToPhysicalPoint((int(c[2]), int(c[1]), int(c[0]))))
+                        for c in (idx.min(axis=0), idx.max(axis=0))])
+    roi = (*(corners.min(axis=0) - margin_mm), *(corners.max(axis=0) + margin_mm))
+    return seed, roi
+
+
 def sphere_case(direction, size=(40, 44, 16), spacing=(1.0, 1.1, 3.0), radius_mm=9.0, seed=0):
     """Two sequences of a bright, textured sphere touching a similar slab, on an oblique grid."""
     rng = np.random.default_rng(seed)
@@ -83,11 +96,14 @@ class PhantomQualityTest(unittest.TestCase):
             for lesion, ras_seed, roi, truth in lesion_trials(case):
                 result = grow_region(case.images, [ras_seed], roi)
                 metrics = compute_metrics(truth, result.mask)
-                rows.append((site, fs, lesion.label, lesion.pattern, lesion.homogeneity, metrics.dice))
+                deep = compute_metrics(truth, grow_region(case.images, *deepest_click(truth)).mask)
+                rows.append((site, fs, lesion.label, lesion.pattern, lesion.homogeneity, deep.dice, metrics.dice))
         dice = np.array([r[-1] for r in rows])
+        deepest = np.array([r[-2] for r in rows])
         elapsed = time.process_time() - start
         print(f"\nregion growing on {len(rows)} phantom lesions ({seed} cases, all sites, 1.5 T and 3 T): "
-              f"mean Dice {dice.mean():.3f}, median {np.median(dice):.3f}, min {dice.min():.3f}, "
+              f"random interior click: mean Dice {dice.mean():.3f}, median {np.median(dice):.3f}, min {dice.min():.3f}; "
+              f"click at the deepest point (the real sets' protocol): mean {deepest.mean():.3f}, min {deepest.min():.3f}; "
               f"CPU {elapsed:.1f} s")
         for site in ALL_SITES:
             d = [r[-1] for r in rows if r[0] == site]
@@ -96,11 +112,15 @@ class PhantomQualityTest(unittest.TestCase):
         self.assertEqual({r[0] for r in rows}, set(ALL_SITES))
         self.assertEqual({r[1] for r in rows}, {1.5, 3.0})
         # measured 0.865 / 0.890 (random interior seeds) on phantom version 1, 0.816 / 0.842 on version 2 (coil
-        # bias, blur, heterogeneous lesions, oedema: SpineMetsPhantom/realism.py): lesions with epidural/paravertebral
-        # extensions of the same signal as their surroundings are the weak spot (docs/region_growing.md)
+        # bias, blur, heterogeneous lesions, oedema: SpineMetsPhantom/realism.py). The weak spots (docs/region_growing.md):
+        # deposits running from the body through the pedicle round the canal (not star-shaped from one click),
+        # heterogeneous deposits (a click in a necrotic/sclerotic part, such parts at the edge left out) and oedema
         self.assertGreaterEqual(dice.mean(), 0.80)
         self.assertGreaterEqual(np.median(dice), 0.82)
         self.assertGreater(dice.min(), 0.3, "a lesion was essentially missed")
+        # the real sets' protocol on the same lesions: measured 0.818 (min 0.51), phantom version 1 0.875
+        self.assertGreaterEqual(deepest.mean(), 0.80)
+        self.assertGreater(deepest.min(), 0.3, "a lesion was essentially missed from its deepest point")
 
     def test_beats_naive_confidence_connected_in_the_same_roi(self):
         ours, naive = [], []
@@ -134,14 +154,7 @@ def real_case(name):
         raise AssertionError(f"real MRI test data missing: {case} (the shared realdata folder beside the repository)")
     image = sitk.ReadImage(str(case / "MR_T1_image.nii.gz"), sitk.sitkFloat32)
     truth = sitk.Cast(sitk.ReadImage(str(case / "MR_T1_mask.nii.gz")) > 0, sitk.sitkUInt8)
-    mask = sitk.GetArrayFromImage(truth).astype(bool)
-    depth = ndimage.distance_transform_edt(mask, sampling=truth.GetSpacing()[::-1])
-    k, j, i = np.unravel_index(int(np.argmax(depth)), depth.shape)
-    seed = lps_to_ras(truth.TransformIndexToPhysicalPoint((int(i), int(j), int(k))))
-    idx = np.argwhere(mask)
-    corners = np.array([lps_to_ras(truth.TransformIndexToPhysicalPoint((int(c[2]), int(c[1]), int(c[0]))))
-                        for c in (idx.min(axis=0), idx.max(axis=0))])
-    roi = (*(corners.min(axis=0) - ROI_MARGIN_MM), *(corners.max(axis=0) + ROI_MARGIN_MM))
+    seed, roi = deepest_click(truth)
     return {"T1": image}, truth, seed, roi
 
 
