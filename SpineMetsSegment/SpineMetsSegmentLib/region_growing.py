@@ -79,6 +79,10 @@ class RegionGrowingParameters:
     """Tissue classes found (k-means) among the border voxels."""
     max_distance: float = 10.0
     """Cap on a sequence's robust z-distance, so one outlying sequence cannot veto a voxel."""
+    beyond_lesion_trust: float = 1.0
+    """Signal beyond the lesion's, on the side away from a background class (a necrosis brighter than the tumour
+    on T2/STIR, a sclerosis darker on T1), is evidence against the lesion only by ``1 -`` this (1: none, 0: as much
+    as signal on the background's side)."""
     roi_margin_mm: float = 10.0
     """Expected gap between the lesion and each face of the ROI (how ROIs are drawn)."""
     shape_weight: float = 1.0
@@ -153,6 +157,7 @@ class RegionGrowingParameters:
             "background_border_mm": self.background_border_mm > 0,
             "background_clusters": self.background_clusters >= 1,
             "max_distance": self.max_distance > 0,
+            "beyond_lesion_trust": 0 <= self.beyond_lesion_trust <= 1,
             "roi_margin_mm": self.roi_margin_mm >= 0,
             "separability_floor": 0 <= self.separability_floor < 1,
             "inner_edge_weight": self.inner_edge_weight >= 0,
@@ -284,7 +289,8 @@ def _background_model(feats: np.ndarray, spread_floor: np.ndarray, params: Regio
 
 
 def _lesion_probability(
-    feats: np.ndarray, lesion: list, background: list, weights: np.ndarray, cap: float, cache: dict | None = None
+    feats: np.ndarray, lesion: list, background: list, weights: np.ndarray, cap: float, cache: dict | None = None,
+    beyond_trust: float = 0.0,
 ) -> np.ndarray:
     """P(lesion) per sample: the best lesion class against the nearest background class.
 
@@ -294,6 +300,8 @@ def _lesion_probability(
     ``cache`` (one dict per ``feats`` array, kept by the caller): per lesion class, its
     log-odds against the background classes seen so far, so a click that adds one
     class costs one class pair, not all of them (min/max are exact: same result).
+    ``beyond_trust``: how little signal beyond the lesion's, away from a background class, counts against the
+    lesion (a heterogeneous lesion's necrotic or sclerotic parts are more extreme than its matrix, not background).
     """
     wsum = float(weights.sum())
     best = np.full(len(feats), -np.inf, dtype=np.float32)
@@ -316,6 +324,8 @@ def _lesion_probability(
             total = None
             for c, weight in enumerate(weights):
                 z_fg = diff_fg[c] / pooled[c]
+                if beyond_trust > 0:
+                    z_fg[z_fg * (fg_med[c] - bg_med[c]) > 0] *= np.float32(1.0 - beyond_trust)
                 np.minimum(np.square(z_fg, out=z_fg), cap * cap, out=z_fg)
                 z_bg = (feats[:, c] - bg_med[c]) / pooled[c]
                 np.minimum(np.square(z_bg, out=z_bg), cap * cap, out=z_bg)
@@ -669,7 +679,8 @@ class RegionGrowingSession:
 
     def _probability(self, lesion: list, background: list) -> np.ndarray:
         feats = self.samples.reshape(-1, self.samples.shape[-1])
-        prob = _lesion_probability(feats, lesion, background, self.weights, self.params.max_distance, self._pair_cache("rays"))
+        prob = _lesion_probability(feats, lesion, background, self.weights, self.params.max_distance, self._pair_cache("rays"),
+                                   self.params.beyond_lesion_trust)
         return prob.reshape(self.samples.shape[:3])
 
     def _pair_cache(self, name: str) -> dict:
@@ -680,7 +691,8 @@ class RegionGrowingSession:
     def _voxel_probability(self, lesion: list, background: list) -> np.ndarray:
         """Lesion probability of every voxel of the crop (cached per class pair, so clicks reuse it)."""
         feats = self.channels.reshape(len(self.channels), -1).T
-        prob = _lesion_probability(feats, lesion, background, self.weights, self.params.max_distance, self._pair_cache("voxels"))
+        prob = _lesion_probability(feats, lesion, background, self.weights, self.params.max_distance, self._pair_cache("voxels"),
+                                   self.params.beyond_lesion_trust)
         return prob.reshape(self.roi.shape)
 
     def _kji(self, ras: Sequence[float]) -> np.ndarray:

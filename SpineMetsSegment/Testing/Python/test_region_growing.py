@@ -111,15 +111,16 @@ class PhantomQualityTest(unittest.TestCase):
         self.assertGreaterEqual(len(rows), 30)
         self.assertEqual({r[0] for r in rows}, set(ALL_SITES))
         self.assertEqual({r[1] for r in rows}, {1.5, 3.0})
-        # measured 0.865 / 0.890 (random interior seeds) on phantom version 1, 0.816 / 0.842 on version 2 (coil
-        # bias, blur, heterogeneous lesions, oedema: SpineMetsPhantom/realism.py). The weak spots (docs/region_growing.md):
+        # measured 0.866 / 0.890 (random interior seeds) on phantom version 1, 0.826 / 0.845 on version 2 (coil
+        # bias, blur, heterogeneous lesions, oedema: SpineMetsPhantom/realism.py; 0.816 / 0.842 before signal beyond
+        # the lesion's stopped counting against it, beyond_lesion_trust). The weak spots (docs/region_growing.md):
         # deposits running from the body through the pedicle round the canal (not star-shaped from one click),
         # heterogeneous deposits (a click in a necrotic/sclerotic part, such parts at the edge left out) and oedema
-        self.assertGreaterEqual(dice.mean(), 0.80)
-        self.assertGreaterEqual(np.median(dice), 0.82)
+        self.assertGreaterEqual(dice.mean(), 0.81)
+        self.assertGreaterEqual(np.median(dice), 0.83)
         self.assertGreater(dice.min(), 0.3, "a lesion was essentially missed")
-        # the real sets' protocol on the same lesions: measured 0.818 (min 0.51), phantom version 1 0.875
-        self.assertGreaterEqual(deepest.mean(), 0.80)
+        # the real sets' protocol on the same lesions: measured 0.827 (min 0.51), phantom version 1 0.882
+        self.assertGreaterEqual(deepest.mean(), 0.81)
         self.assertGreater(deepest.min(), 0.3, "a lesion was essentially missed from its deepest point")
 
     def test_beats_naive_confidence_connected_in_the_same_roi(self):
@@ -281,6 +282,29 @@ class GeometryTest(unittest.TestCase):
         roi = RoiBox.around([centre], 20.0)
         default = compute_metrics(truth, grow_region(images, [centre], roi).mask)
         self.assertGreater(default.dice, 0.88)  # 0.898 when written
+
+    def test_a_necrotic_part_at_the_edge_stays_in_the_lesion(self):
+        """A part darker than the lesion on T1 and brighter on T2 (necrosis), but like the background on the
+        contrast sequence, is lesion: signal beyond the lesion's, away from the background, is no evidence against it."""
+        images, truth, centre = sphere_case(np.eye(3), radius_mm=10.0)
+        arr = {n: sitk.GetArrayFromImage(img) for n, img in images.items()}
+        inside = sitk.GetArrayFromImage(truth).astype(bool)
+        i = np.arange(arr["T1"].shape[2])[None, None, :] - (arr["T1"].shape[2] / 2.0 - 0.5)
+        necrosis = inside & (i > 3.0)  # the lesion's last 7 mm on one side, up to its edge
+        noise = 1 + 0.05 * np.random.default_rng(5).standard_normal(inside.shape)
+        arr["T1CE"] = (np.where(inside & ~necrosis, 900.0, 300.0) * noise).astype(np.float32)
+        arr["T1"][necrosis] *= 0.5
+        arr["T2"][necrosis] *= 1.7
+        for name, values in arr.items():
+            img = sitk.GetImageFromArray(values)
+            img.CopyInformation(images["T1"])
+            images[name] = img
+        roi = RoiBox.around([centre], 20.0)
+        kept = compute_metrics(truth, grow_region(images, [centre], roi).mask)
+        symmetric = compute_metrics(truth, grow_region(images, [centre], roi, RegionGrowingParameters(beyond_lesion_trust=0.0)).mask)
+        print(f"\nnecrosis at the edge: Dice {kept.dice:.3f} (symmetric evidence {symmetric.dice:.3f})")
+        self.assertGreater(kept.dice, 0.9)
+        self.assertGreater(kept.dice, symmetric.dice + 0.05)
 
 
 class BadInputTest(unittest.TestCase):
