@@ -199,14 +199,16 @@ class SegmentCliTest(unittest.TestCase):
         logic = LesionSegmentationLogic()
         nodes = logic.loadSequences(images, displayNodes=False)
         self.addCleanup(lambda: [remove_node_tree(n) for n in nodes.values()])
-        seeds = [tuple(self.seed), tuple(self.seed + (0.5, 0.0, 0.0))]
-        first = logic.segmentRegionGrowing(nodes, seeds, tuple(self.roi))
+        # the clicks and the ROI as the command line below gets them (fmt: 3 decimals), so both paths get the same input
+        seeds = [tuple(np.round(self.seed, 3)), tuple(np.round(self.seed + (0.5, 0.0, 0.0), 3))]
+        first = logic.segmentRegionGrowing(nodes, seeds, tuple(np.round(self.roi, 3)))
         self.addCleanup(remove_node_tree, first.segmentation_node)
         mask = sitk.GetArrayFromImage(segmentations.segment_to_mask(first.segmentation_node, first.segment_id, t1)).astype(bool)
         voxels = np.argwhere(mask)
         k, j, i = voxels[np.argmax(np.linalg.norm(voxels - voxels.mean(axis=0), axis=1))]  # farthest from the centre
-        background = np.asarray(t1.TransformIndexToPhysicalPoint((int(i), int(j), int(k)))) * (-1, -1, 1)
-        mrml = logic.segmentRegionGrowing(nodes, seeds, tuple(self.roi), segmentName="Lesion", backgroundPoints=[tuple(background)])
+        background = np.round(np.asarray(t1.TransformIndexToPhysicalPoint((int(i), int(j), int(k)))) * (-1, -1, 1), 3)
+        mrml = logic.segmentRegionGrowing(nodes, seeds, tuple(np.round(self.roi, 3)), segmentName="Lesion",
+                                          backgroundPoints=[tuple(background)])
         self.addCleanup(remove_node_tree, mrml.segmentation_node)
         mrml_out = self.root / "direct" / "mrml.seg.nrrd"
         mrml_out.parent.mkdir(exist_ok=True)
@@ -231,7 +233,7 @@ class SegmentCliTest(unittest.TestCase):
         from SpineMetsCore.dataio import read_image
 
         held = logic.segmentImagesRegionGrowingToFile({n: read_image(p) for n, p in images.items()}, seeds, out.with_name("held.seg.nrrd"),
-                                                      tuple(self.roi), backgroundPoints=[tuple(background)])
+                                                      tuple(np.round(self.roi, 3)), backgroundPoints=[tuple(background)])
         self.assertIsNone(held.segmentation_node)
         self.assertEqual({k: v for k, v in held.summary().items() if k != "id"}, expected)
 
