@@ -120,6 +120,10 @@ class RegionGrowingParameters:
     """Angular radius (Gaussian sigma) over which a corrective click moves the surface."""
     click_trust: float = 0.95
     """How firmly the surface near a click follows the click (1: only the click, 0: image and prior as before)."""
+    click_spill_fraction: float = 0.25
+    """A click whose voxel refinement changes more than this share of the mask outside its own sector (where
+    its influence is under one half) keeps its change to its sector: its signal class had made a surrounding
+    tissue lesion-like (a small lesion's click neighbourhood reaching into marrow). 0: always local."""
     separability_floor: float = 0.3
     """Signal separability (lesion probability just inside minus just outside the surface) below which the
     signal is not trusted beyond the surface: the box prior keeps its full weight and voxels are not refined."""
@@ -179,6 +183,7 @@ class RegionGrowingParameters:
             "click_overshoot": self.click_overshoot >= 0,
             "click_influence_deg": self.click_influence_deg > 0,
             "click_trust": 0 <= self.click_trust < 1,
+            "click_spill_fraction": self.click_spill_fraction >= 0,
             "default_roi_margin_mm": self.default_roi_margin_mm > 0,
             "max_radius_mm": self.max_radius_mm > 0,
             "working_spacing_mm": self.working_spacing_mm > 0,
@@ -669,6 +674,10 @@ class RegionGrowingSession:
         radius = self._constrain(np.minimum(radius, p.max_radius_mm), constraints)
         new = _State(key, lesion, background, radius, np.where(weight > 0.5, prior_only, state.prior_only), constraints)
         mask = self._refine(new, self._rasterise(radius))
+        far = self._voxel_field(weight) <= 0.5
+        spill = np.count_nonzero((mask != state.mask) & far)
+        if spill > p.click_spill_fraction * max(int(np.count_nonzero(state.mask)), 1):
+            mask = np.where(far, state.mask, mask)  # far from the click nothing moves, at the voxel level too
         for click_ras, click_fg in [s.click for s in self._trail[1:] if s.click is not None] + [key]:
             # a click is the user's word: its neighbourhood follows it, whatever the refinement says
             ball = _ball(self.roi.shape, self._kji(click_ras), p.click_radius_mm, self.spacing_kji)
@@ -778,10 +787,15 @@ class RegionGrowingSession:
             ti = theta / (np.pi / p.polar_rays) - 0.5
             pj = phi / (2.0 * np.pi / p.azimuth_rays)
             self._raster_frame = rho, np.asarray([np.broadcast_to(ti, shape).ravel(), np.broadcast_to(pj, shape).ravel()])
-        rho, coords = self._raster_frame
-        wrapped = np.concatenate([r, r[:, :1]], axis=1)
-        bound = ndimage.map_coordinates(wrapped, coords, order=1, mode="nearest").reshape(shape)
-        return rho - bound
+        return self._raster_frame[0] - self._voxel_field(r)
+
+    def _voxel_field(self, values: np.ndarray) -> np.ndarray:
+        """A per-ray map (polar x azimuth) read at every voxel's direction from the seed."""
+        if "_raster_frame" not in self.__dict__:
+            self._rasterise(np.zeros(self.dirs_ijk.shape[:2]))
+        _, coords = self._raster_frame
+        wrapped = np.concatenate([values, values[:, :1]], axis=1)
+        return ndimage.map_coordinates(wrapped, coords, order=1, mode="nearest").reshape(self.roi.shape)
 
     def _refine(self, state: _State, outside_mm: np.ndarray) -> np.ndarray:
         """Voxel-level refinement, trusting the signal as far as it tells the lesion from its surroundings.
