@@ -15,7 +15,9 @@ protocol of ``eval_region_growing_real.py`` (click at the mask's deepest point, 
 Reproduce the shipped coefficients (deterministic, about 1 min):
     PYTHONPATH=.:SpineMetsSegment .venv/bin/python bench/train_region_growing_border.py --out \
         SpineMetsSegment/Resources/Models/region_growing_border.json
-``--leave-one-out`` also prints each case's one-click Dice with a model fitted on the others.
+It reproduces the shipped weights to within 0.02 each (float32 sums steer L-BFGS slightly; the same Dice on
+every set). ``--leave-one-out`` also prints each case's one-click Dice with a model fitted on the others
+(measured: mean 0.846, min 0.738, against 0.847 in-sample and 0.810 with the hand-weighted cost).
 """
 
 from __future__ import annotations

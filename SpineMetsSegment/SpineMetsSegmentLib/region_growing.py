@@ -793,12 +793,15 @@ class RegionGrowingSession:
         # how visible the border is around the expected radius, over the whole case: where edges are clear (a
         # vertebral body's cortex) the signal is trusted more, where they are not (a sarcoma amid muscle) the prior
         visible = float(np.where(valid & (np.abs(rel) < 0.5), edge_at, 0.0).max(axis=-1).mean())
-        base = np.stack([np.broadcast_to(f, prob.shape) for f in feats], axis=-1).astype(np.float32)
         if weights is not None:  # the cost directly: the products with kappa and visibility fold into the weights
-            w = np.asarray(weights, dtype=np.float32)
+            w = np.asarray(weights, dtype=np.float64)
             folded = w[:8].copy()
             folded[:5] += kappa * w[8:13] + visible * w[13:18]
-            return base @ folded
+            cost = np.zeros(prob.shape, dtype=np.float32)
+            for weight, term in zip(folded, feats, strict=True):  # element-wise: bit-identical on any memory layout
+                cost += np.float32(weight) * term
+            return cost
+        base = np.stack([np.broadcast_to(f, prob.shape) for f in feats], axis=-1).astype(np.float32)
         return np.concatenate([base, kappa * base[..., :5], visible * base[..., :5]], axis=-1)
 
     def _edges_crossed(self) -> np.ndarray:
