@@ -25,6 +25,9 @@ across rays, so a border seen on most rays closes the gaps on the others:
    prior). Where the signal does not separate the lesion from its surroundings,
    every edge crossed before r costs ``inner_edge_weight``: the first border
    from the inside beats the next fascia.
+   There (separability under ``separability_floor``) the first click weighs the
+   same evidence with weights learned from expert sarcoma outlines instead
+   (``learned_border_weight``, ``BORDER_MODEL_PATH``).
 5. **Surface.** Costs are averaged over neighbouring rays (``smoothing_deg``),
    each ray takes its cheapest radius, and the radius map is smoothed with a
    few median/mean passes (robust to single bad rays).
@@ -45,9 +48,12 @@ writes the segment. See docs/region_growing.md.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,6 +67,32 @@ from SpineMetsCore.volumes import Geometry, images_overlap
 from .seeds import RAS_TO_LPS, RoiBox, as_ras_points, as_roi, ras_to_index
 
 logger = logging.getLogger(__name__)
+
+BORDER_MODEL_PATH = Path(__file__).resolve().parents[1] / "Resources" / "Models" / "region_growing_border.json"
+"""Learned weights of the first click's border cost (:meth:`RegionGrowingSession._border_features`); card inside."""
+
+
+@lru_cache(maxsize=4)
+def load_border_model(path: str = str(BORDER_MODEL_PATH)) -> np.ndarray | None:
+    """The learned border-cost weights (one per border feature), read once; None (hand-weighted cost) if unusable."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            weights = np.asarray(json.load(handle)["weights"], dtype=np.float32)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        logger.warning("region growing: no learned border cost (%s): the hand-weighted cost decides", exc)
+        return None
+    if weights.ndim != 1 or weights.size != len(BORDER_FEATURES) or not np.all(np.isfinite(weights)):
+        logger.warning("region growing: %s does not hold %d finite weights: the hand-weighted cost decides", path,
+                       len(BORDER_FEATURES))
+        return None
+    return weights
+
+
+BORDER_FEATURES = ("inside_background", "outside_lesion", "edge", "probability_drop", "prior_deviation2",
+                   "prior_relative", "edges_crossed", "near_roi", "kappa_inside_background", "kappa_outside_lesion",
+                   "kappa_edge", "kappa_probability_drop", "kappa_prior_deviation2", "visible_inside_background",
+                   "visible_outside_lesion", "visible_edge", "visible_probability_drop", "visible_prior_deviation2")
+"""Names of :meth:`RegionGrowingSession._border_features`, in order (the JSON's ``features`` must match)."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +174,9 @@ class RegionGrowingParameters:
     significant edge crossed between the seed and a candidate border: prefer the first border from the inside."""
     inner_edge_threshold: float = 0.34
     """Edge strength (0..1) below which a step along a ray is texture, not a border, for ``inner_edge_weight``."""
+    learned_border_weight: float = 1.0
+    """Share of the first click's border cost taken from the learned model (``BORDER_MODEL_PATH``, fitted to expert
+    sarcoma outlines) instead of the hand-weighted terms; 0: hand-weighted only. Corrections keep the hand cost."""
     working_spacing_mm: float = 0.6
     """Voxels finer than this are averaged in integer blocks before growing; the mask comes back on the full grid."""
     max_radius_mm: float = 100.0
@@ -187,6 +222,7 @@ class RegionGrowingParameters:
             "default_roi_margin_mm": self.default_roi_margin_mm > 0,
             "max_radius_mm": self.max_radius_mm > 0,
             "working_spacing_mm": self.working_spacing_mm > 0,
+            "learned_border_weight": 0 <= self.learned_border_weight <= 1,
             "leak_warning_fraction": 0 < self.leak_warning_fraction <= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
@@ -608,7 +644,16 @@ class RegionGrowingSession:
         # Where it does not, the first border from the inside is preferred over the next fascia or fat plane.
         if floor > 0 and self.params.inner_edge_weight > 0:
             self.inward_scale = float(np.clip(1.0 - kappa / floor, 0.0, 1.0))
-        if self.shape_scale < 0.9 or self.inward_scale > 0:
+        # The learned cost weighs the same evidence, fitted to where experts put the border of lesions whose signal
+        # does not separate them (sarcomas amid muscle): fully below the floor, fading out at twice the floor.
+        b = self.params.learned_border_weight * float(np.clip(2.0 - kappa / max(floor, 1e-6), 0.0, 1.0))
+        model = load_border_model() if (b > 0 and self.expected is not None) else None
+        if model is not None:
+            learned = self._border_features(prob, self.expected, kappa, model)
+            hand = self._ray_cost(prob, self.expected, tolerance) if b < 1 else 0.0
+            valid = np.arange(prob.shape[-1]) < self.ray_end[..., None]
+            radius, prior_only = self._optimise(np.where(valid, b * learned + (1 - b) * hand, np.inf).astype(np.float32))
+        elif self.shape_scale < 0.9 or self.inward_scale > 0:
             radius, prior_only = self._optimise(self._ray_cost(prob, self.expected, tolerance))
         state = _State(None, [self.lesion0], list(self.background), radius, prior_only, [])
         state.mask = self._refine(state, self._rasterise(radius)) & self.roi
@@ -729,6 +774,56 @@ class RegionGrowingSession:
         if self.inward_scale > 0:
             cost += self.inward_scale * p.inner_edge_weight * self._edges_crossed()
         return np.where(valid, cost, np.inf).astype(np.float32)
+
+    def _border_features(self, prob: np.ndarray, expected: np.ndarray, kappa: float,
+                         weights: np.ndarray | None = None) -> np.ndarray:
+        """Per ray and candidate border (sample m), the terms a learned border cost weighs: (polar, azimuth, n, F).
+
+        With ``weights`` (one per :data:`BORDER_FEATURES`): their weighted sum, the learned cost (polar, azimuth, n).
+
+        Dimensionless, so they mean the same on any grid and sequence: the appearance
+        terms of :meth:`_ray_cost` per expected radius, the signal step and the lesion
+        probability step across the border (signed: lesion inside, not outside), the
+        deviation from the box prior, the edges crossed before, the closeness of the ROI
+        border, and the first terms again times the case's separability ``kappa`` and times
+        how visible its border is near the expected radius (so the model learns when to trust
+        the signal over the prior).
+        """
+        p = self.params
+        n = prob.shape[-1]
+        valid = np.arange(n) < self.ray_end[..., None]
+        prob = np.where(valid, prob, 0.0).astype(np.float32)
+        step = (p.ray_step_mm / expected)[..., None].astype(np.float32)
+        inside_bad = np.cumsum(1.0 - prob, axis=-1) * step
+        outside_bad = (prob.sum(axis=-1, keepdims=True) - np.cumsum(prob, axis=-1)) * step
+        edge_at = np.concatenate([self._edge[..., 1:], np.zeros_like(self._edge[..., :1])], axis=-1)
+        w = max(1, int(round(p.edge_width_mm / p.ray_step_mm)))
+        csum = np.concatenate([np.zeros(prob.shape[:2] + (1,), np.float32), np.cumsum(prob, axis=-1)], axis=-1)
+        m = np.arange(n)
+        a0, b1 = np.maximum(m + 1 - w, 0), np.minimum(m + 1 + w, n)
+        p_in = (csum[..., m + 1] - csum[..., a0]) / np.maximum(m + 1 - a0, 1)
+        p_out = (csum[..., b1] - csum[..., m + 1]) / np.maximum(b1 - m - 1, 1)
+        drop = p_in - p_out  # lesion probability falls across a true border
+        rel = self.radii[None, None, :] / expected[..., None] - 1.0
+        dev = rel / p.shape_tolerance
+        to_roi = (self.ray_end[..., None] - 1 - m) * p.ray_step_mm
+        near_roi = np.exp(-np.maximum(to_roi, 0.0) / p.edge_width_mm)
+        crossed = self._edges_crossed()
+        feats = [inside_bad, outside_bad, edge_at, drop, np.minimum(dev * dev, 9.0), np.clip(rel, -1.0, 1.0),
+                 np.minimum(crossed, 5.0), near_roi]
+        # how visible the border is around the expected radius, over the whole case: where edges are clear (a
+        # vertebral body's cortex) the signal is trusted more, where they are not (a sarcoma amid muscle) the prior
+        visible = float(np.where(valid & (np.abs(rel) < 0.5), edge_at, 0.0).max(axis=-1).mean())
+        if weights is not None:  # the cost directly: the products with kappa and visibility fold into the weights
+            w = np.asarray(weights, dtype=np.float64)
+            folded = w[:8].copy()
+            folded[:5] += kappa * w[8:13] + visible * w[13:18]
+            cost = np.zeros(prob.shape, dtype=np.float32)
+            for weight, term in zip(folded, feats, strict=True):  # element-wise: bit-identical on any memory layout
+                cost += np.float32(weight) * term
+            return cost
+        base = np.stack([np.broadcast_to(f, prob.shape) for f in feats], axis=-1).astype(np.float32)
+        return np.concatenate([base, kappa * base[..., :5], visible * base[..., :5]], axis=-1)
 
     def _edges_crossed(self) -> np.ndarray:
         """Per candidate border: significant edges crossed on the way out from the seed (a full step counts 1).

@@ -228,14 +228,24 @@ class SegmentCliTest(unittest.TestCase):
         expected = mrml.summary()
         self.assertNotEqual(expected["volume_ml"], first.summary()["volume_ml"], "test premise: the background click matters")
         segment.pop("id"), expected.pop("id")
-        self.assertEqual(segment, expected)  # name, volume, qc (and warnings) identical
+        # name, volume and warnings identical; the qc shares within one ray: the file path resamples the T2 of
+        # another grid to 1e-4 of the MRML path's values, which may move one ray's border between two equal costs
+        def assert_same_segment(summary):
+            summary, reference = dict(summary), dict(expected)
+            qc, reference_qc = summary.pop("qc"), reference.pop("qc")
+            self.assertEqual(summary, reference)
+            self.assertEqual(set(qc), set(reference_qc))
+            for key, value in qc.items():
+                self.assertAlmostEqual(value, reference_qc[key], delta=0.002, msg=key)
+
+        assert_same_segment(segment)
         # the Logic on images held by the caller (not read by it) writes the same segment
         from SpineMetsCore.dataio import read_image
 
         held = logic.segmentImagesRegionGrowingToFile({n: read_image(p) for n, p in images.items()}, seeds, out.with_name("held.seg.nrrd"),
                                                       tuple(np.round(self.roi, 3)), backgroundPoints=[tuple(background)])
         self.assertIsNone(held.segmentation_node)
-        self.assertEqual({k: v for k, v in held.summary().items() if k != "id"}, expected)
+        assert_same_segment({k: v for k, v in held.summary().items() if k != "id"})
 
         read = [read_segmentation(p) for p in (out, mrml_out)]
         try:
