@@ -646,7 +646,11 @@ class RegionGrowingSession:
             self.inward_scale = float(np.clip(1.0 - kappa / floor, 0.0, 1.0))
         # The learned cost weighs the same evidence, fitted to where experts put the border of lesions whose signal
         # does not separate them (sarcomas amid muscle): fully below the floor, fading out at twice the floor.
+        # Fitted on single-sequence images only: with several sequences the lesion probability has other statistics
+        # (two phantom deposits lost 0.26-0.28 Dice under it), so there the hand-weighted cost decides.
         b = self.params.learned_border_weight * float(np.clip(2.0 - kappa / max(floor, 1e-6), 0.0, 1.0))
+        if np.count_nonzero(self.weights) > 1:
+            b = 0.0
         model = load_border_model() if (b > 0 and self.expected is not None) else None
         if model is not None:
             learned = self._border_features(prob, self.expected, kappa, model)
