@@ -874,9 +874,18 @@ class RegionGrowingSession:
 
     def _rasterise(self, r: np.ndarray) -> np.ndarray:
         """Voxels whose distance from the seed is within the surface radius in their direction."""
+        return self._voxel_frame()[0] - self._voxel_field(r)
+
+    def _voxel_field(self, values: np.ndarray) -> np.ndarray:
+        """A per-ray map (polar x azimuth) read at every voxel's direction from the seed."""
+        wrapped = np.concatenate([values, values[:, :1]], axis=1)
+        return ndimage.map_coordinates(wrapped, self._voxel_frame()[1], order=1, mode="nearest").reshape(self.roi.shape)
+
+    def _voxel_frame(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every voxel's distance from the seed and its (polar, azimuth) ray coordinates: fixed per session, built once."""
         p = self.params
         shape = self.roi.shape
-        if "_raster_frame" not in self.__dict__:  # every voxel's radius and ray coordinates: fixed per session
+        if "_raster_frame" not in self.__dict__:
             sp = self.spacing_kji
             k, j, i = ((np.arange(n, dtype=np.float32) - c) * s for n, c, s in zip(shape, self.centre_kji, sp, strict=True))
             vi, vj, vk = i[None, None, :], j[None, :, None], k[:, None, None]
@@ -886,15 +895,7 @@ class RegionGrowingSession:
             ti = theta / (np.pi / p.polar_rays) - 0.5
             pj = phi / (2.0 * np.pi / p.azimuth_rays)
             self._raster_frame = rho, np.asarray([np.broadcast_to(ti, shape).ravel(), np.broadcast_to(pj, shape).ravel()])
-        return self._raster_frame[0] - self._voxel_field(r)
-
-    def _voxel_field(self, values: np.ndarray) -> np.ndarray:
-        """A per-ray map (polar x azimuth) read at every voxel's direction from the seed."""
-        if "_raster_frame" not in self.__dict__:
-            self._rasterise(np.zeros(self.dirs_ijk.shape[:2]))
-        _, coords = self._raster_frame
-        wrapped = np.concatenate([values, values[:, :1]], axis=1)
-        return ndimage.map_coordinates(wrapped, coords, order=1, mode="nearest").reshape(self.roi.shape)
+        return self._raster_frame
 
     def _refine(self, state: _State, outside_mm: np.ndarray) -> np.ndarray:
         """Voxel-level refinement, trusting the signal as far as it tells the lesion from its surroundings.
@@ -959,8 +960,8 @@ class RegionGrowingSession:
         return out
 
     def _seed_distance(self) -> np.ndarray:
-        k, j, i = ((np.arange(n, dtype=np.float32) - c) * s for n, c, s in zip(self.roi.shape, self.centre_kji, self.spacing_kji, strict=True))
-        return np.sqrt(i[None, None, :] ** 2 + j[None, :, None] ** 2 + k[:, None, None] ** 2)
+        """Every voxel's distance (mm) from the first seed: the session's cached frame (read-only for callers)."""
+        return self._voxel_frame()[0]
 
     def _quality(self, r: np.ndarray, prior_only: np.ndarray) -> tuple[dict[str, float], list[str]]:
         p = self.params
