@@ -39,7 +39,8 @@ VALIDATION = (
     "one click / after 3 corrections, mean Dice (hand-weighted cost before): validation sarcomas (13 other IBSI "
     "patients, not fitted) 0.790 / 0.841 (0.770 / 0.832); training sarcomas 0.847 / 0.893 (0.810 / 0.875); "
     "vertebral bodies (fastcleverseg, only checked) 0.825 / 0.851 (0.827 / 0.855), other patients 0.838 / 0.861 "
-    "(0.834 / 0.860); phantom v2 0.812 (0.816); docs/region_growing.md"
+    "(0.834 / 0.860); applied to single-sequence input only (the phantom's four sequences keep the "
+    "hand-weighted cost: phantom v2 0.826); docs/region_growing.md"
 )
 """Measured with the shipped weights (bench/eval_region_growing_real.py protocol), written into the card."""
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "SpineMetsSegment" / "Resources" / "Models" / "region_growing_border.json"
@@ -57,13 +58,7 @@ def case_rays(images: dict, mask) -> dict:
     coords = s.centre_kji[:, None, None, None] + np.moveaxis(s.dirs_ijk[..., ::-1] / s.spacing_kji, -1, 0)[..., None] * s.radii
     inside = ndimage.map_coordinates(truth.astype(np.uint8), coords.reshape(3, -1), order=0).reshape(coords.shape[1:]) > 0
     first_out = np.where(inside.all(-1), inside.shape[-1], np.argmin(inside, axis=-1))
-    # the separability as the first click measures it (RegionGrowingSession._initial_state)
-    prob = s._probability([s.lesion0], s.background)
-    s.shape_scale, s.inward_scale = 1.0, 0.0
-    radius, _ = s._optimise(s._ray_cost(prob, s.expected, np.full(s.dirs_ijk.shape[:2], p.shape_tolerance)))
-    kappa = s._ray_separability(prob, radius)
-    if np.count_nonzero(s.weights) > 1:
-        kappa = max(kappa, s._signal_separability(prob, radius))
+    prob, _, _, _, kappa = s._first_surface()  # the separability as the first click measures it
     n = int(s.ray_end.max())
     feats = s._border_features(prob, s.expected, kappa)[:, :, :n]
     feats = ndimage.gaussian_filter1d(feats, p.smoothing_deg / (180.0 / p.polar_rays), axis=0, mode="nearest")

@@ -627,18 +627,26 @@ class RegionGrowingSession:
         qc, warnings = self._quality(state.radius, state.prior_only)
         return mask, qc, warnings
 
-    def _initial_state(self) -> _State:
+    def _first_surface(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+        """The first click's lesion probability, prior tolerance, plain surface (radius, prior-only rays) and separability.
+
+        The surface is the hand-weighted cost's at full prior weight; the separability measured on it
+        decides how far the signal is trusted (and what the learned border cost's training sees).
+        """
         self.shape_scale, self.inward_scale = 1.0, 0.0
         prob = self._probability([self.lesion0], self.background)
         tolerance = np.full(self.dirs_ijk.shape[:2], self.params.shape_tolerance)
-        cost = self._ray_cost(prob, self.expected, tolerance)
-        radius, prior_only = self._optimise(cost)
-        # Where the signal alone separates the lesion from what surrounds it, the box prior steps back.
+        radius, prior_only = self._optimise(self._ray_cost(prob, self.expected, tolerance))
         kappa = self._ray_separability(prob, radius)
         if np.count_nonzero(self.weights) > 1:
             # several sequences: a border tissue that differs from the lesion in any of them is real evidence,
             # so how well the signal separates does not depend on where the first surface happened to fall
             kappa = max(kappa, self._signal_separability(prob, radius))
+        return prob, tolerance, radius, prior_only, kappa
+
+    def _initial_state(self) -> _State:
+        # Where the signal alone separates the lesion from what surrounds it, the box prior steps back.
+        prob, tolerance, radius, prior_only, kappa = self._first_surface()
         floor = self.params.separability_floor
         self.shape_scale = float(np.clip(1.0 - 0.9 * (kappa - floor) / (1.0 - floor), 0.1, 1.0))
         # Where it does not, the first border from the inside is preferred over the next fascia or fat plane.
